@@ -1,0 +1,54 @@
+"""Command-line options shared by every entry point, and the one-line error convention."""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+
+from deeppainter import config as config_lib
+from deeppainter.errors import UserError
+from deeppainter.runs import DEFAULT_RUNS_ROOT
+
+
+def make_parser(prog: str, description: str, default_preset: str = "cpu") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m deeppainter.{prog}", description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common = parser.add_argument_group("common options")
+    common.add_argument("--preset", default=default_preset, choices=sorted(config_lib.PRESETS),
+                        help="named configuration: paper2016 / replication2021 (paper size, GPU), "
+                             "cpu (laptop-sized), smoke (seconds, for tests)")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, e.g. --set model.filters=32,64 "
+                             "(repeatable; unknown keys are an error)")
+    common.add_argument("--seed", type=int, default=0, help="seed for folds, splits, masks and weights")
+    common.add_argument("--out", type=Path, default=DEFAULT_RUNS_ROOT,
+                        help="folder that receives the run folder <time>_<command>_<preset>_seed<k>/")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> config_lib.Config:
+    return config_lib.build_config(args.preset, args.overrides)
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def entry_point(main):
+    """Turn UserError (and Ctrl-C) into a one-line message and exit status instead of a traceback."""
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        try:
+            return main(argv)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted: re-run the same command to resume", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper

@@ -1,0 +1,251 @@
+"""Typed configuration and the named presets.
+
+Sources: [P16] David & Netanyahu, ICANN 2016 (REFERENCE.md §1);
+[R21] Angus & Thorsteinsson 2021 replication (REFERENCE.md §2).
+Every value the papers leave open is marked ``# ASSUMPTION:``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+from deeppainter.errors import UserError
+
+
+@dataclass
+class DataConfig:
+    image_size: int = 256  # [P16] §1 and [R21] §2: 256×256 inputs
+    mode: str = "pad"  # [R21] §2: zero-pad to square, then resize (pad | crop | resize)
+    pad_color: tuple[int, ...] = (0, 0, 0)  # [R21] §2: zeros
+    classes: tuple[str, ...] = ()  # empty = every class folder
+    min_per_class: int = 10  # one image per fold at least for 10-fold CV
+    max_per_class: int = 0  # 0 = no cap; ASSUMPTION: cap used only for quick studies
+    cache_dir: str = ""  # "" = ~/.cache/deeppainter (uint8 memory-map cache)
+
+
+@dataclass
+class AutoencoderConfig:
+    filters: tuple[int, ...] = (200, 200)  # [R21] Table I: encoder conv 200, conv 200
+    decoder_filters: tuple[int, ...] = (200, 200)  # [R21] Table I: Conv2DTranspose 200, 200
+    kernel_size: int = 5  # [P16] §1 / [R21] Table I: 5×5
+    activation: str = "relu"  # ASSUMPTION: neither paper names the activation
+    unpooling: str = "upsample"  # [R21]: UpSampling2D; [P16]: "maxunpool" (pool switches)
+    reconstruction_activation: str = "sigmoid"  # ASSUMPTION: inputs are scaled to [0, 1]
+    mixed_precision: bool = False  # ASSUMPTION: off; "mixed_float16"/"mixed_bfloat16" on GPUs
+
+
+@dataclass
+class PretrainConfig:
+    epochs: int = 20  # ASSUMPTION: [P16] does not say; [R21] saw >90% val-loss drop in 4 epochs
+    batch_size: int = 32  # ASSUMPTION: not stated by either paper
+    optimizer: str = "adam"  # ASSUMPTION: [P16] names only the learning rate
+    learning_rate: float = 1e-3  # ASSUMPTION for adam; [P16] uses 0.01 (see paper2016 preset)
+    lr_decay: float = 1.0  # per-epoch multiplier; [P16] §1: 0.98
+    loss: str = "mse"  # [R21] §2: MSE (KL divergence gave blurry, green reconstructions)
+    denoise: str = "per_batch"  # none | per_batch | per_epoch; [R21] preferred per-batch masks
+    denoise_rate: float = 0.2  # [P16] §1: 20% of input pixels removed
+    val_fraction: float = 0.1  # held-out share for validation loss
+    patience: int = 5  # ASSUMPTION: early-stopping patience on val loss
+    max_images: int = 0  # 0 = whole pool; caps the unlabelled pool (pool-size ablation)
+
+
+@dataclass
+class ClassifierConfig:
+    head: tuple[int, ...] = (300, 300)  # [R21] Table II: Dense 300 → Dense 300
+    pooling: str = "flatten"  # [R21] Table II: Flatten; also "avg" | "meanstd" (study option)
+    spatial_dropout: float = 0.2  # ASSUMPTION: [R21] uses SpatialDropout2D, rate not given
+    dropout: float = 0.5  # ASSUMPTION: [R21] uses Dropout, rate not given
+    fine_tune: bool = False  # [R21] §2: fine-tuning collapsed the encoder; frozen by default
+    augment: bool = False  # flips and small rotations; disables the feature cache
+    class_weights: bool = False
+    epochs: int = 50  # ASSUMPTION: upper bound, early stopping on an inner validation split
+    batch_size: int = 32  # ASSUMPTION
+    optimizer: str = "adam"  # ASSUMPTION: neither paper says
+    learning_rate: float = 1e-3  # ASSUMPTION
+    val_fraction: float = 0.1  # carved from the training folds only, never the test fold
+    patience: int = 8  # ASSUMPTION: early-stopping patience on inner-validation loss
+
+
+@dataclass
+class CVConfig:
+    folds: int = 10  # [P16] and [R21]: 10-fold cross validation
+    shuffle: bool = True
+    bootstrap: int = 1000  # resamples for the 95% CI of accuracy
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+
+
+def _replication2021() -> Config:
+    return Config()  # the defaults above are [R21]'s Tables I and II
+
+
+def _paper2016() -> Config:
+    cfg = Config()
+    cfg.model.filters = (100, 200)  # [P16] §1: conv 100 → pool → conv 200 → pool
+    cfg.model.decoder_filters = (200, 100)  # [P16] §1: deconv 200 → unpool → deconv 100
+    cfg.model.unpooling = "maxunpool"  # [P16] §1: unpooling with pool switches
+    cfg.pretrain.optimizer = "sgd"  # ASSUMPTION: a plain learning rate + decay suggests SGD
+    cfg.pretrain.learning_rate = 0.01  # [P16] §1
+    cfg.pretrain.lr_decay = 0.98  # [P16] §1: ×0.98 after every epoch
+    cfg.pretrain.denoise = "per_epoch"  # [P16] §1: "in each epoch 20% of the pixels are removed"
+    cfg.classifier.head = (400, 200)  # [P16] §1: FC 400 → FC 200 → softmax
+    return cfg
+
+
+def _cpu() -> Config:
+    cfg = Config()
+    # ASSUMPTION: a laptop-sized twin of [R21]: 64 px, 32/64 filters, ~2 min per pre-training epoch
+    # on the ~3,800 non-task wikiart14 paintings with 2 cores.
+    cfg.data.image_size = 64
+    cfg.model.filters = (32, 64)
+    cfg.model.decoder_filters = (64, 32)
+    cfg.pretrain.epochs = 5
+    cfg.pretrain.batch_size = 32
+    cfg.classifier.head = (128,)
+    cfg.classifier.epochs = 60
+    return cfg
+
+
+def _smoke() -> Config:
+    cfg = _cpu()
+    # Seconds-long runs for tests and CI: everything tiny, same code path.
+    cfg.data.image_size = 32
+    cfg.data.min_per_class = 3
+    cfg.model.filters = (4, 8)
+    cfg.model.decoder_filters = (8, 4)
+    cfg.pretrain.epochs = 2
+    cfg.pretrain.batch_size = 16
+    cfg.pretrain.patience = 2
+    cfg.classifier.head = (16,)
+    cfg.classifier.epochs = 15
+    cfg.classifier.batch_size = 16
+    cfg.classifier.patience = 5
+    cfg.cv.folds = 3
+    cfg.cv.bootstrap = 200
+    return cfg
+
+
+PRESETS: dict[str, typing.Callable[[], Config]] = {
+    "paper2016": _paper2016,
+    "replication2021": _replication2021,
+    "cpu": _cpu,
+    "smoke": _smoke,
+}
+
+
+class ConfigError(UserError):
+    """A preset name or override the user typed is wrong; the message says what to type."""
+
+
+def get_preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def valid_keys(cfg: Config) -> list[str]:
+    return [f"{section.name}.{f.name}" for section in dataclasses.fields(cfg)
+            for f in dataclasses.fields(getattr(cfg, section.name))]
+
+
+def _parse_value(key: str, text: str, annotation) -> object:
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(annotation)
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return tuple(_parse_value(key, p, item_type) for p in parts)
+    if annotation is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {key}={text}: expected true or false")
+    try:
+        return annotation(text)
+    except ValueError:
+        raise ConfigError(f"--set {key}={text}: expected {annotation.__name__}") from None
+
+
+def apply_override(cfg: Config, assignment: str) -> None:
+    """Apply one ``section.key=value`` override in place, type-checked against the dataclass."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. model.filters=32,64")
+    key, text = assignment.split("=", 1)
+    key = key.strip()
+    section_name, _, field_name = key.partition(".")
+    section = getattr(cfg, section_name, None) if section_name in _section_names(cfg) else None
+    hints = typing.get_type_hints(type(section)) if section is not None else {}
+    if field_name not in hints:
+        raise ConfigError(f"--set: unknown key {key!r}; valid keys: {', '.join(valid_keys(cfg))}")
+    setattr(section, field_name, _parse_value(key, text, hints[field_name]))
+
+
+def _section_names(cfg: Config) -> set[str]:
+    return {f.name for f in dataclasses.fields(cfg)}
+
+
+CHOICES = {
+    "data.mode": ("pad", "crop", "resize"),
+    "model.unpooling": ("upsample", "maxunpool"),
+    "pretrain.optimizer": ("adam", "sgd", "rmsprop"),
+    "pretrain.loss": ("mse", "kld"),
+    "pretrain.denoise": ("none", "per_batch", "per_epoch"),
+    "classifier.pooling": ("flatten", "avg", "meanstd"),
+    "classifier.optimizer": ("adam", "sgd", "rmsprop"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Reject values no code path can run, with the key to change."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(allowed)}")
+    stages = len(cfg.model.filters)
+    if cfg.data.image_size % (2 ** stages):
+        raise ConfigError(f"data.image_size={cfg.data.image_size} must be divisible by {2 ** stages} "
+                          f"(one 2×2 pooling per encoder stage); try {cfg.data.image_size // 2 ** stages * 2 ** stages or 2 ** stages * 8}")
+    if len(cfg.model.decoder_filters) != stages:
+        raise ConfigError(f"model.decoder_filters needs {stages} entries, one per encoder stage")
+    if len(cfg.data.pad_color) != 3 or not all(0 <= c <= 255 for c in cfg.data.pad_color):
+        raise ConfigError("data.pad_color must be three integers in 0..255, e.g. 0,0,0")
+    if not 0.0 <= cfg.pretrain.denoise_rate < 1.0:
+        raise ConfigError("pretrain.denoise_rate must be in [0, 1)")
+    if cfg.cv.folds < 2:
+        raise ConfigError("cv.folds must be at least 2")
+
+
+def build_config(preset: str, overrides: typing.Iterable[str] = ()) -> Config:
+    cfg = get_preset(preset)
+    for assignment in overrides:
+        apply_override(cfg, assignment)
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict) -> Config:
+    """Rebuild a Config from ``config.json`` (lists back to tuples)."""
+    cfg = Config()
+    for section_name, values in data.items():
+        if section_name not in _section_names(cfg):
+            continue
+        section = getattr(cfg, section_name)
+        hints = typing.get_type_hints(type(section))
+        for name, value in values.items():
+            if name in hints:
+                setattr(section, name, tuple(value) if isinstance(value, list) else value)
+    return cfg

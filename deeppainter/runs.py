@@ -1,0 +1,151 @@
+"""Run folders and atomic writes: every number a user sees points back to one of these folders.
+
+A run folder is ``<out>/<UTC time>_<command>_<preset>_seed<k>/`` holding ``config.json``
+(resolved config + command arguments), ``env.json`` (versions, backend, devices, git commit)
+and whatever the command adds. An unfinished run with the same fingerprint is resumed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from deeppainter import config as config_lib
+
+DEFAULT_RUNS_ROOT = Path("results/runs")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_csv(path: Path, frame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def atomic_save_figure(path: Path, figure) -> None:
+    """Save a matplotlib figure atomically as PNG."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_json(path: Path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def env_info() -> dict:
+    """Versions, backend and devices, so a number can be traced to the machine that made it."""
+    import keras
+    import numpy
+
+    backend = keras.backend.backend()
+    info = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "numpy": numpy.__version__,
+        "keras": keras.__version__,
+        "backend": backend,
+        "git_commit": git_commit(),
+    }
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            info["backend_version"] = tf.__version__
+            info["devices"] = [d.name for d in tf.config.list_logical_devices()]
+        elif backend == "jax":
+            import jax
+
+            info["backend_version"] = jax.__version__
+            info["devices"] = [str(d) for d in jax.devices()]
+        elif backend == "torch":
+            import torch
+
+            info["backend_version"] = torch.__version__
+            info["devices"] = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    except Exception as exc:  # device listing is informative only; never fail a run over it
+        info["devices_error"] = repr(exc)
+    return info
+
+
+def fingerprint(command: str, cfg: config_lib.Config, arguments: dict) -> str:
+    payload = json.dumps({"command": command, "config": config_lib.to_dict(cfg), "arguments": arguments},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def open_run(command: str, preset: str, seed: int, cfg: config_lib.Config, arguments: dict,
+             out_root: Path = DEFAULT_RUNS_ROOT, resume: bool = True) -> tuple[Path, bool]:
+    """Return ``(run_dir, resumed)``: an unfinished run with the same fingerprint, or a new folder."""
+    out_root = Path(out_root)
+    print_id = fingerprint(command, cfg, {**arguments, "seed": seed})
+    suffix = f"_{command}_{preset}_seed{seed}"
+    if resume and out_root.is_dir():
+        for candidate in sorted(out_root.glob(f"*{suffix}"), reverse=True):
+            config_file = candidate / "config.json"
+            if (config_file.is_file() and not (candidate / "DONE").exists()
+                    and read_json(config_file).get("fingerprint") == print_id):
+                return candidate, True
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = out_root / f"{stamp}{suffix}"
+    counter = 1
+    while run_dir.exists():
+        counter += 1
+        run_dir = out_root / f"{stamp}-{counter}{suffix}"
+    run_dir.mkdir(parents=True)
+    atomic_write_json(run_dir / "config.json", {
+        "command": command, "preset": preset, "seed": seed, "fingerprint": print_id,
+        "arguments": arguments, "config": config_lib.to_dict(cfg)})
+    atomic_write_json(run_dir / "env.json", env_info())
+    return run_dir, False
+
+
+def mark_done(run_dir: Path) -> None:
+    atomic_write_text(Path(run_dir) / "DONE", _dt.datetime.now(_dt.timezone.utc).isoformat() + "\n")
+
+
+def load_run_config(run_dir: Path) -> tuple[dict, config_lib.Config]:
+    record = read_json(Path(run_dir) / "config.json")
+    return record, config_lib.from_dict(record["config"])
