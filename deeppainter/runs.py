@@ -116,19 +116,30 @@ def fingerprint(command: str, cfg: config_lib.Config, arguments: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def find_run(command: str, preset: str, seed: int, cfg: config_lib.Config, arguments: dict,
+             out_root: Path = DEFAULT_RUNS_ROOT, done: bool = False) -> Path | None:
+    """The newest run folder with this exact fingerprint that is finished (``done``) or not."""
+    out_root = Path(out_root)
+    if not out_root.is_dir():
+        return None
+    wanted = fingerprint(command, cfg, {**arguments, "seed": seed})
+    for candidate in sorted(out_root.glob(f"*_{command}_{preset}_seed{seed}"), reverse=True):
+        config_file = candidate / "config.json"
+        if (config_file.is_file() and (candidate / "DONE").exists() == done
+                and read_json(config_file).get("fingerprint") == wanted):
+            return candidate
+    return None
+
+
 def open_run(command: str, preset: str, seed: int, cfg: config_lib.Config, arguments: dict,
              out_root: Path = DEFAULT_RUNS_ROOT, resume: bool = True) -> tuple[Path, bool]:
     """Return ``(run_dir, resumed)``: an unfinished run with the same fingerprint, or a new folder."""
     out_root = Path(out_root)
-    print_id = fingerprint(command, cfg, {**arguments, "seed": seed})
-    suffix = f"_{command}_{preset}_seed{seed}"
-    if resume and out_root.is_dir():
-        for candidate in sorted(out_root.glob(f"*{suffix}"), reverse=True):
-            config_file = candidate / "config.json"
-            if (config_file.is_file() and not (candidate / "DONE").exists()
-                    and read_json(config_file).get("fingerprint") == print_id):
-                return candidate, True
+    unfinished = find_run(command, preset, seed, cfg, arguments, out_root) if resume else None
+    if unfinished is not None:
+        return unfinished, True
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    suffix = f"_{command}_{preset}_seed{seed}"
     run_dir = out_root / f"{stamp}{suffix}"
     counter = 1
     while run_dir.exists():
@@ -136,7 +147,8 @@ def open_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
         run_dir = out_root / f"{stamp}-{counter}{suffix}"
     run_dir.mkdir(parents=True)
     atomic_write_json(run_dir / "config.json", {
-        "command": command, "preset": preset, "seed": seed, "fingerprint": print_id,
+        "command": command, "preset": preset, "seed": seed,
+        "fingerprint": fingerprint(command, cfg, {**arguments, "seed": seed}),
         "arguments": arguments, "config": config_lib.to_dict(cfg)})
     atomic_write_json(run_dir / "env.json", env_info())
     return run_dir, False

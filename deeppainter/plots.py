@@ -1,0 +1,57 @@
+"""The PNG figures every run writes (matplotlib, Agg backend, atomic saves)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from deeppainter.runs import atomic_save_figure  # noqa: E402
+
+
+def _save(figure, path: Path) -> None:
+    atomic_save_figure(path, figure)
+    plt.close(figure)
+
+
+def loss_curves(history: pd.DataFrame, path: Path, title: str) -> None:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, len(history) + 1)
+    for column in ("loss", "val_loss"):
+        if column in history:
+            axis.plot(epochs, history[column], marker="o", label=column)
+    axis.set(xlabel="epoch", ylabel="loss", title=title)
+    axis.legend()
+    _save(figure, path)
+
+
+def reconstructions(originals: np.ndarray, outputs: np.ndarray, path: Path) -> None:
+    """Top row: validation inputs; bottom row: the autoencoder's reconstructions."""
+    count = len(originals)
+    figure, axes = plt.subplots(2, count, figsize=(2 * count, 4.2), squeeze=False)
+    for column in range(count):
+        for row, images in enumerate((originals, outputs)):
+            axes[row, column].imshow(np.clip(images[column], 0, 1))
+            axes[row, column].axis("off")
+    axes[0, 0].set_title("input", loc="left")
+    axes[1, 0].set_title("reconstruction", loc="left")
+    _save(figure, path)
+
+
+def confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    size = max(4, 0.6 * len(labels) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, column), value in np.ndenumerate(matrix):
+        axis.text(column, row, int(value), ha="center", va="center",
+                  color="white" if value > threshold else "black", fontsize=8)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    _save(figure, path)

@@ -1,0 +1,172 @@
+"""Autoencoder pre-training: streaming uint8 batches, denoising masks, Keras callbacks, run artefacts."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from deeppainter import plots
+from deeppainter.config import Config
+from deeppainter.models import build_autoencoder, make_optimizer
+from deeppainter.runs import atomic_write_json, read_json
+
+
+class DenoisingBatches(keras.utils.PyDataset):
+    """Batches of (masked input, clean target) in [0, 1], read from a uint8 array or memory-map.
+
+    ``per_epoch``: one fixed mask per image per epoch ([P16] §1); ``per_batch``: a fresh mask at
+    every step ([R21]: generalised better); ``none``: clean inputs. A removed pixel is zero in all
+    three channels.
+    """
+
+    def __init__(self, images: np.ndarray, indices: np.ndarray, batch_size: int, denoise: str = "none",
+                 rate: float = 0.0, seed: int = 0, shuffle: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.indices = images, np.asarray(indices)
+        self.batch_size, self.denoise, self.rate = batch_size, denoise, rate
+        self.seed, self.shuffle, self.epoch, self.step = seed, shuffle, 0, 0
+        self.order = self._epoch_order()
+
+    def _epoch_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return self.indices
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def _mask(self, batch_indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        if self.denoise == "per_epoch":
+            return np.stack([np.random.default_rng([self.seed, self.epoch, int(i)]).random(shape[1:3]) >= self.rate
+                             for i in batch_indices])[..., None]
+        self.step += 1
+        return (np.random.default_rng([self.seed, self.epoch, self.step, 1]).random(shape[:3]) >= self.rate)[..., None]
+
+    def __getitem__(self, index: int):
+        batch_indices = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        clean = self.images[batch_indices].astype("float32") / 255.0
+        if self.denoise == "none" or self.rate == 0:
+            return clean, clean
+        return clean * self._mask(batch_indices, clean.shape), clean
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._epoch_order()
+
+
+def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    val_count = max(1, int(round(count * val_fraction))) if count > 1 else 0
+    return np.sort(order[val_count:]), np.sort(order[:val_count])
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+        self.epochs = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self._start
+        self.epochs += 1
+
+
+def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: int,
+                         verbose: int = 1) -> dict:
+    """Train the autoencoder on ``images`` (uint8), writing models, history, plots and metrics to ``run_dir``."""
+    run_dir = Path(run_dir)
+    train_cfg = cfg.pretrain
+    train_idx, val_idx = split_train_val(len(images), train_cfg.val_fraction, seed)
+    train = DenoisingBatches(images, train_idx, train_cfg.batch_size, train_cfg.denoise,
+                             train_cfg.denoise_rate, seed=seed)
+    val = DenoisingBatches(images, val_idx, train_cfg.batch_size, shuffle=False)
+
+    autoencoder, encoder = build_autoencoder(cfg.model, cfg.data.image_size)
+    loss = "mse" if train_cfg.loss == "mse" else keras.losses.KLDivergence()
+    autoencoder.compile(optimizer=make_optimizer(train_cfg.optimizer, train_cfg.learning_rate),
+                        loss=loss, metrics=["mse"])
+    baseline_file = run_dir / "untrained_val.json"
+    if baseline_file.exists():  # resumed run: the untrained reference was measured before the crash
+        untrained_val_mse = float(read_json(baseline_file)["val_mse"])
+    else:
+        untrained_val_mse = float(autoencoder.evaluate(val, verbose=0, return_dict=True)["mse"])
+        atomic_write_json(baseline_file, {"val_mse": untrained_val_mse})
+
+    timer = EpochTimer()
+    checkpoint = run_dir / "autoencoder_best.keras"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.patience),
+        # [P16] §1: learning rate × 0.98 after every epoch (lr_decay=1.0 leaves it constant).
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch: train_cfg.learning_rate * train_cfg.lr_decay ** epoch),
+        timer,
+    ]
+    start = time.perf_counter()
+    autoencoder.fit(train, validation_data=val, epochs=train_cfg.epochs, callbacks=callbacks, verbose=verbose)
+    wall = time.perf_counter() - start
+    if checkpoint.exists():  # best epoch by validation loss, not the last one
+        autoencoder.load_weights(checkpoint)
+    autoencoder.save(run_dir / "autoencoder.keras")
+    encoder.save(run_dir / "encoder.keras")
+
+    history = pd.read_csv(run_dir / "history.csv")
+    val_mse = float(history["val_mse"].min())
+    metrics = {
+        "train_mse_final": float(history["mse"].iloc[-1]),
+        "val_mse_best": val_mse,
+        "val_mse_untrained": untrained_val_mse,
+        "val_mse_relative_drop": 1.0 - val_mse / untrained_val_mse if untrained_val_mse else None,
+        "epochs_run": int(len(history)),
+        "images_train": int(len(train_idx)),
+        "images_val": int(len(val_idx)),
+        "images_per_second": (timer.epochs * len(train_idx) / timer.seconds) if timer.seconds else None,
+        "wall_seconds": wall,
+        "params": int(autoencoder.count_params()),
+    }
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    plots.loss_curves(history, run_dir / "loss.png", title="autoencoder reconstruction loss")
+    shown = val_idx[:6]
+    originals = images[np.sort(shown)].astype("float32") / 255.0
+    plots.reconstructions(originals, autoencoder.predict(originals, verbose=0), run_dir / "reconstructions.png")
+    return metrics
+
+
+def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: Path,
+                    exclude: tuple[str, ...] = (), verbose: int = 1) -> Path:
+    """Pre-train on every image under ``data`` (minus ``exclude`` folders) in a (resumable) run folder.
+
+    A finished run with the same fingerprint is reused as it is, so cv10 re-runs never pre-train twice.
+    """
+    from deeppainter.datasets import list_unlabelled, load_images
+    from deeppainter.runs import atomic_write_csv, find_run, mark_done, open_run
+
+    arguments = {"data": str(Path(data).resolve()), "exclude": sorted(exclude)}
+    finished = find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True)
+    if finished is not None:
+        print(f"re-using finished pre-training run {finished}")
+        return finished
+    run_dir, resumed = open_run("pretrain_ae", preset, seed, cfg, arguments, out_root)
+    print(f"{'resuming' if resumed else 'writing'} pre-training run {run_dir}")
+    table = list_unlabelled(data, exclude)
+    if cfg.pretrain.max_images and len(table) > cfg.pretrain.max_images:
+        table = table.sample(cfg.pretrain.max_images, random_state=seed).sort_values("path")
+    images, ok = load_images(list(table["path"]), cfg.data, skipped_csv=run_dir / "skipped.csv")
+    atomic_write_csv(run_dir / "pretrain_images.csv", table[ok])
+    keras.utils.set_random_seed(seed)
+    metrics = pretrain_autoencoder(cfg, images, run_dir, seed, verbose=verbose)
+    print(f"val MSE {metrics['val_mse_untrained']:.5f} (untrained) → {metrics['val_mse_best']:.5f} "
+          f"({100 * metrics['val_mse_relative_drop']:.1f}% drop) in {metrics['wall_seconds']:.0f}s, "
+          f"{metrics['images_per_second']:.0f} images/s")
+    mark_done(run_dir)
+    return run_dir
