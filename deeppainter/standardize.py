@@ -133,7 +133,7 @@ def _reason(exc: BaseException) -> str:
         return "permission denied"
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "truncated" in message.lower():
-        return f"truncated ({message})"
+        return "truncated"
     return f"corrupt ({type(exc).__name__}: {message})"
 
 
