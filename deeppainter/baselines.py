@@ -1,0 +1,151 @@
+"""Classical baselines of [P16] Table 1 (REFERENCE.md §1) as scikit-learn pipelines.
+
+Every model fits on uint8 RGB images (N, H, W, 3) and painter labels and offers
+``predict`` and ``predict_proba``:
+
+| name               | features                                      | classifier |
+|--------------------|-----------------------------------------------|------------|
+| features-knn       | image-processing features (deeppainter.features) | k-NN    |
+| features-svm       | image-processing features                     | RBF SVM    |
+| rbm-knn            | BernoulliRBM on 32×32 pixels                  | k-NN       |
+| rbm-svm            | BernoulliRBM on 32×32 pixels                  | RBF SVM    |
+| features-rbm-svm   | image-processing features ‖ RBM features      | RBF SVM    |
+| pixels-svm         | 32×32 raw pixels → PCA                        | RBF SVM    |
+
+The paper's genetic-algorithm classifier is out of scope. Hyper-parameters (k for
+k-NN, C for the SVM) are picked by a 3-fold grid search inside whatever data ``fit``
+receives, so under 10-fold CV the choice never sees the test fold. SVM probabilities
+come from a sigmoid calibration of the refitted SVM
+(``CalibratedClassifierCV(SVC(), ensemble=False)``; ``SVC(probability=True)`` is
+deprecated in scikit-learn 1.9). Everything runs with n_jobs=1.
+
+Pixel-based models (RBM, raw pixels) see the zero-padding bars, as the CAE does;
+the image-processing features ignore them (see deeppainter.features).
+
+Runtime (one fit on 1,282 images of 64×64 + predicting 143, 2-core machine):
+see the ``RUNTIME`` notes of each name in ``_BUILDERS``' docstrings.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import BernoulliRBM
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVC
+
+from deeppainter.errors import UserError
+from deeppainter.features import image_features
+
+PIXEL_SIZE = 32  # ASSUMPTION: [P16] does not give the RBM input size; 32×32×3 = 3,072 inputs
+RBM_COMPONENTS = 256  # ASSUMPTION: not given by [P16]
+RBM_ITERATIONS = 20  # ASSUMPTION
+RBM_LEARNING_RATE = 0.02  # ASSUMPTION
+PCA_COMPONENTS = 100  # ASSUMPTION: raw-pixel floor keeps 100 principal components
+SVM_C = (1.0, 10.0, 100.0)
+KNN_K = (1, 5, 9, 15)
+INNER_FOLDS = 3
+
+
+def downsample_pixels(images: np.ndarray, size: int = PIXEL_SIZE) -> np.ndarray:
+    """uint8 images (N, H, W, 3) → float32 (N, size·size·3) in [0, 1], area-averaged."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise UserError(f"expected images shaped (N, H, W, 3), got {images.shape}")
+    n, h, w = images.shape[:3]
+    x = images.astype(np.float32) / 255.0
+    # area resampling: average the source rows / columns that fall into each target cell
+    rows = np.minimum(np.arange(size + 1) * h // size, h)
+    cols = np.minimum(np.arange(size + 1) * w // size, w)
+    if h >= size and w >= size:
+        x = np.add.reduceat(x, rows[:-1], axis=1) / np.diff(rows)[None, :, None, None]
+        x = np.add.reduceat(x, cols[:-1], axis=2) / np.diff(cols)[None, None, :, None]
+    else:  # smaller than the target: nearest neighbour
+        x = x[:, np.arange(size) * h // size][:, :, np.arange(size) * w // size]
+    return x.reshape(n, -1)
+
+
+def _features_step():
+    return FunctionTransformer(image_features)
+
+
+def _pixels_step():
+    return FunctionTransformer(downsample_pixels)
+
+
+def _rbm_steps(seed):
+    return [
+        ("pixels", _pixels_step()),
+        ("rbm", BernoulliRBM(n_components=RBM_COMPONENTS, learning_rate=RBM_LEARNING_RATE,
+                             n_iter=RBM_ITERATIONS, batch_size=20, random_state=seed)),
+    ]
+
+
+def _inner_cv(seed):
+    return StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed)
+
+
+def _svm(seed):
+    svm = CalibratedClassifierCV(SVC(kernel="rbf", gamma="scale"), method="sigmoid",
+                                 cv=INNER_FOLDS, ensemble=False)
+    return GridSearchCV(svm, {"estimator__C": list(SVM_C)}, cv=_inner_cv(seed), n_jobs=1)
+
+
+def _knn(seed):
+    knn = KNeighborsClassifier(weights="distance", n_jobs=1)
+    return GridSearchCV(knn, {"n_neighbors": list(KNN_K)}, cv=_inner_cv(seed), n_jobs=1)
+
+
+def _features_knn(seed):
+    """RUNTIME ≈ 3 s per fit at 64 px."""
+    return Pipeline([("features", _features_step()), ("scale", StandardScaler()), ("knn", _knn(seed))])
+
+
+def _features_svm(seed):
+    """RUNTIME ≈ 5 s per fit at 64 px."""
+    return Pipeline([("features", _features_step()), ("scale", StandardScaler()), ("svm", _svm(seed))])
+
+
+def _rbm_knn(seed):
+    return Pipeline(_rbm_steps(seed) + [("scale", StandardScaler()), ("knn", _knn(seed))])
+
+
+def _rbm_svm(seed):
+    return Pipeline(_rbm_steps(seed) + [("scale", StandardScaler()), ("svm", _svm(seed))])
+
+
+def _features_rbm_svm(seed):
+    union = FeatureUnion([("features", _features_step()), ("rbm", Pipeline(_rbm_steps(seed)))], n_jobs=1)
+    return Pipeline([("union", union), ("scale", StandardScaler()), ("svm", _svm(seed))])
+
+
+def _pixels_svm(seed):
+    return Pipeline([
+        ("pixels", _pixels_step()),
+        ("scale", StandardScaler()),
+        ("pca", PCA(n_components=PCA_COMPONENTS, random_state=seed)),
+        ("svm", _svm(seed)),
+    ])
+
+
+_BUILDERS = {
+    "features-knn": _features_knn,
+    "features-svm": _features_svm,
+    "rbm-knn": _rbm_knn,
+    "rbm-svm": _rbm_svm,
+    "features-rbm-svm": _features_rbm_svm,
+    "pixels-svm": _pixels_svm,
+}
+BASELINES = tuple(_BUILDERS)
+
+
+def build_baseline(name: str, seed: int = 0) -> Pipeline:
+    """An unfitted scikit-learn Pipeline for the named baseline (see the module table)."""
+    try:
+        builder = _BUILDERS[name]
+    except KeyError:
+        raise UserError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}") from None
+    return builder(seed)
