@@ -264,12 +264,19 @@ def _walk_folder(src: Path, dst: Path) -> tuple[list[tuple[Path, Path, str]], li
     """Return (entries, skipped): entries are (source, relative path, label)."""
     entries, skipped = [], []
     dst_resolved = dst.resolve()
-    for root, dirs, files in os.walk(src):
+    seen = {src.resolve()}
+    # symlinked class folders are followed; `seen` stops link loops and double visits
+    for root, dirs, files in os.walk(src, followlinks=True):
         root_path = Path(root)
-        # hidden folders (.git, .ipynb_checkpoints, ...) and DST itself (when inside SRC) are not
-        # inputs: they are pruned without a skipped.csv row
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                         and (root_path / d).resolve() != dst_resolved)
+        # hidden folders (.git, .ipynb_checkpoints, ...), DST itself (when inside SRC) and folders
+        # already visited through another link are not inputs: pruned without a skipped.csv row
+        kept = []
+        for name in sorted(dirs):
+            real = (root_path / name).resolve()
+            if not name.startswith(".") and real != dst_resolved and real not in seen:
+                seen.add(real)
+                kept.append(name)
+        dirs[:] = kept
         for name in sorted(files):
             path = root_path / name
             if name.startswith("."):  # .DS_Store, ._resource-forks: listed, never decoded
@@ -279,6 +286,12 @@ def _walk_folder(src: Path, dst: Path) -> tuple[list[tuple[Path, Path, str]], li
             label = relative.parts[0] if len(relative.parts) > 1 else ""
             entries.append((path, relative, label))
     return entries, skipped
+
+
+def _safe_label(label) -> str:
+    """A manifest label becomes one folder name inside DST: no separators, no '..'."""
+    label = str(label).strip().replace("/", "_").replace("\\", "_")
+    return "_" if label in (".", "..") else label
 
 
 def _read_manifest(src: Path) -> tuple[list[tuple[Path, Path, str]], list[tuple[str, str]]]:
@@ -296,7 +309,7 @@ def _read_manifest(src: Path) -> tuple[list[tuple[Path, Path, str]], list[tuple[
         path = Path(raw)
         if not path.is_absolute():  # relative paths are relative to the manifest's folder
             path = src.parent / path
-        label = str(label).strip()
+        label = _safe_label(label)
         relative = Path(label) / path.name if label else Path(path.name)
         entries.append((path, relative, label))
     return entries, []
@@ -305,8 +318,13 @@ def _read_manifest(src: Path) -> tuple[list[tuple[Path, Path, str]], list[tuple[
 def _assign_outputs(entries, dst: Path, suffix: str):
     """Map each entry to an output path; colliding names keep their original extension."""
     taken: dict[Path, Path] = {}
+    listed: set[tuple[Path, str]] = set()
     tasks, skipped = [], []
     for source, relative, label in entries:
+        if (source.resolve(), label) in listed:
+            skipped.append((str(source.resolve()), "listed twice with the same label"))
+            continue
+        listed.add((source.resolve(), label))
         output = dst / relative.with_suffix(suffix)
         if output in taken:
             output = dst / relative.with_name(relative.name + suffix)

@@ -303,18 +303,31 @@ def test_manifest_csv_input(tmp_path):
     one = save(Image.new("RGB", (40, 20), RED), images / "one.jpg")
     save(Image.new("RGB", (20, 40), BLUE), images / "two.png")
     manifest = tmp_path / "list.csv"
-    pd.DataFrame({"path": [str(one), "images/two.png", "images/gone.jpg"],
-                  "label": ["painter a", "painter b", "painter a"]}).to_csv(manifest, index=False)
+    pd.DataFrame({"path": [str(one), "images/two.png", "images/gone.jpg", "images/one.jpg", str(one)],
+                  "label": ["painter a", "painter b", "painter a", "painter a", ".."]}
+                 ).to_csv(manifest, index=False)
     summary = standardize_tree(manifest, tmp_path / "dst", size=16, progress=False)
-    assert summary["written"] == 2 and summary["skipped"] == 1
-    assert set(read_tree(tmp_path / "dst")) == {"painter a/one.jpg", "painter b/two.jpg"}
+    assert summary["written"] == 3 and summary["skipped"] == 2
+    assert set(read_tree(tmp_path / "dst")) == {"painter a/one.jpg", "painter b/two.jpg", "_/one.jpg"}
     rows = pd.read_csv(tmp_path / "dst" / "manifest.csv")
-    assert sorted(rows["label"]) == ["painter a", "painter b"]
-    assert "not found" in pd.read_csv(tmp_path / "dst" / "skipped.csv")["reason"][0]
+    assert sorted(rows["label"]) == ["_", "painter a", "painter b"]
+    reasons = sorted(pd.read_csv(tmp_path / "dst" / "skipped.csv")["reason"])
+    assert reasons == ["file not found", "listed twice with the same label"]
     bad = tmp_path / "bad.csv"
     bad.write_text("file\nx.jpg\n")
     with pytest.raises(UserError, match="'path' column"):
         standardize_tree(bad, tmp_path / "dst2", progress=False)
+
+
+def test_symlinked_class_folder_is_followed_once(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    save(Image.new("RGB", (20, 10), RED), elsewhere / "p.jpg")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(src, target_is_directory=True)
+    summary = standardize_tree(src, tmp_path / "dst", size=8, progress=False)
+    assert summary["total"] == 1 and (tmp_path / "dst" / "linked" / "p.jpg").is_file()
 
 
 def test_dst_inside_src_is_not_read_back(tmp_path):
