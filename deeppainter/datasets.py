@@ -70,6 +70,20 @@ def list_labelled(root: Path | str, classes: tuple[str, ...] = (), min_per_class
     return table.sort_values(["label", "path"]).reset_index(drop=True)
 
 
+def resolve_classes(root: Path | str, spec: str) -> tuple[str, ...]:
+    """``a,b,c`` → those classes; ``largest:N`` → the N class folders with most images; "" → all."""
+    spec = spec.strip()
+    if not spec.startswith("largest:"):
+        return tuple(c.strip() for c in spec.split(",") if c.strip())
+    try:
+        count = int(spec.split(":", 1)[1])
+    except ValueError:
+        raise UserError(f"--classes {spec!r}: expected largest:N with an integer N") from None
+    sizes = list_labelled(root)["label"].value_counts()
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))  # ties broken by name: deterministic
+    return tuple(label for label, _ in ranked[:count])
+
+
 def list_unlabelled(root: Path | str, exclude: tuple[str, ...] = ()) -> pd.DataFrame:
     """Every image under ``root`` (labels ignored), leaving out top-level folders named in ``exclude``."""
     root = Path(root)

@@ -1,0 +1,30 @@
+"""Shared fixtures: an isolated image cache, synthetic painters, and the real data when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "wikiart14"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory):
+    """Keep the uint8 image cache of the tests out of the user's ~/.cache."""
+    os.environ["DEEPPAINTER_CACHE"] = str(tmp_path_factory.mktemp("image-cache"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_painters(tmp_path_factory) -> Path:
+    from deeppainter.synthetic import make_synthetic_painters
+
+    return make_synthetic_painters(tmp_path_factory.mktemp("painters"), painters=3, per_painter=20, seed=1)
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data not present at {REAL_DATA}")
+    return REAL_DATA
