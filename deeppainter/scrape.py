@@ -380,7 +380,7 @@ def format_table(summary: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------- CLI
-def read_artists(value: str | None) -> list[str]:
+def read_artists(value: str | None, option: str = "--artists") -> list[str]:
     if not value:
         return []
     path = Path(value)
@@ -389,16 +389,16 @@ def read_artists(value: str | None) -> list[str]:
         slugs = [line.split("#", 1)[0].strip() for line in lines]
         where = f"in {path}"
     elif "/" in value or value.endswith(".txt"):
-        raise UserError(f"--artists: file {value} not found (give a slug list file or comma-separated slugs)")
+        raise UserError(f"{option}: file {value} not found (give a slug list file or comma-separated slugs)")
     else:
         slugs = [part.strip() for part in value.split(",")]
-        where = "in --artists"
+        where = f"in {option}"
     slugs = list(dict.fromkeys(slug for slug in slugs if slug))
     bad = [slug for slug in slugs if not USER_SLUG_RE.match(slug) or ".." in slug]
     if bad:
-        raise UserError(f"--artists: {bad[0]!r} {where} is not a WikiArt slug (like vincent-van-gogh)")
+        raise UserError(f"{option}: {bad[0]!r} {where} is not a WikiArt slug (like vincent-van-gogh)")
     if not slugs:
-        raise UserError(f"--artists: no slugs {where}")
+        raise UserError(f"{option}: no slugs {where}")
     return slugs
 
 
@@ -418,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="record works of artists missing from WikiArt's public-domain list as skipped")
     parser.add_argument("--random-pool", type=int, default=None, metavar="N",
                         help="also draw N random paintings from public-domain artists (not those in --artists)")
+    parser.add_argument("--exclude", metavar="SLUGS_OR_FILE",
+                        help="artists never drawn into --random-pool (e.g. the task's painters), like --artists")
     parser.add_argument("--standardize", type=int, default=None, metavar="SIZE",
                         help="afterwards, standardise DIR/<artist>/ into DIR/standardized/<artist>/ at SIZE px")
     parser.add_argument("--workers", type=int, default=2, help="parallel downloads (the rate limit is shared)")
@@ -453,7 +455,8 @@ def check_args(args: argparse.Namespace) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
-    slugs = read_artists(args.artists)
+    slugs = read_artists(args.artists, "--artists")
+    excluded = set(read_artists(args.exclude, "--exclude"))
     args.out.mkdir(parents=True, exist_ok=True)
     log = print
     client = WikiArtClient(args.base_url, min_interval=args.min_interval, max_retries=args.retries,
@@ -476,7 +479,7 @@ def main(argv=None) -> int:
             scraper.scrape_artist(slug, safe_component(slug), cap=args.max_per_artist, source="artists",
                                   seed=args.seed, record_skipped=True, skip_reason=skip)
         if args.random_pool:
-            _random_pool(scraper, public, exclude=set(slugs), target=args.random_pool,
+            _random_pool(scraper, public, exclude=set(slugs) | excluded, target=args.random_pool,
                          per_artist=args.max_per_artist or POOL_DEFAULT_PER_ARTIST, seed=args.seed)
     finally:
         scraper.manifest.compact()
@@ -492,8 +495,7 @@ def main(argv=None) -> int:
     if any(row["failed"] for row in summary):
         print("some works failed (see the reason column of manifest.csv); re-run the same command to retry them")
     if args.standardize:
-        _standardize(args.out, [row["artist_slug"] for row in summary if row["ok"]], args.standardize,
-                     args.workers, not args.no_progress)
+        _standardize(args.out, scraper.manifest.all_rows(), args.standardize, args.workers, not args.no_progress)
     return 0
 
 
@@ -528,16 +530,27 @@ def _random_pool(scraper: Scraper, public: list[str], exclude: set[str], target:
         scraper.log(f"warning: random pool has {collected} of {target} paintings (public-domain artists exhausted)")
 
 
-def _standardize(out: Path, slugs: list[str], size: int, workers: int, progress: bool) -> None:
+def _standardize(out: Path, rows: list[dict], size: int, workers: int, progress: bool) -> None:
+    """Standardise the ``ok`` images (and nothing else in DIR) into DIR/standardized/<artist>/."""
     try:
         from deeppainter.standardize import standardize_tree
     except ImportError as exc:
         raise UserError(f"--standardize needs deeppainter.standardize ({exc})") from None
-    for slug in sorted(set(slugs)):
-        folder = safe_component(slug)
-        standardize_tree(src=out / folder, dst=out / "standardized" / folder, size=size, workers=workers,
-                         progress=progress)
-    print(f"standardised {len(set(slugs))} artist folder(s) into {out / 'standardized'}")
+    listing = out / ".standardize-input.csv"  # the standardiser's manifest input: path,label
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "label"])
+    oks = sorted((row["path"], safe_component(row["artist_slug"])) for row in rows
+                 if row["status"] == "ok" and row["path"] and (out / row["path"]).is_file())
+    writer.writerows(oks)
+    atomic_write_text(listing, buffer.getvalue())
+    try:
+        result = standardize_tree(src=listing, dst=out / "standardized", size=size, workers=workers,
+                                  progress=progress)
+    finally:
+        listing.unlink(missing_ok=True)
+    print(f"standardised {len(oks)} image(s) into {out / 'standardized'} at {size}x{size}"
+          + (f" ({result.get('skipped')} skipped)" if isinstance(result, dict) and result.get("skipped") else ""))
 
 
 if __name__ == "__main__":

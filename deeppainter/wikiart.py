@@ -298,7 +298,7 @@ class WikiArtClient:
         """The image bytes at ``url``; only allowed hosts, redirects checked hop by hop, size capped."""
         for _hop in range(6):
             if not host_allowed(url, self.allowed_hosts):
-                raise WikiArtError(f"host not allowed: {urlsplit(url).hostname or url!r}")
+                raise WikiArtError(f"host not allowed: {urlsplit(url).hostname or repr(url)}")
             result = self._with_retries(url, self._read_capped, stream=True, allow_redirects=False)
             if isinstance(result, _Redirect):
                 url = urljoin(url, result.location)

@@ -9,7 +9,7 @@ given text, one per request, in order: ``"429"`` / ``"429:<retry-after>"``, ``"5
 ``"reset"`` (TCP RST, no response), ``"truncate"`` (a 200 whose body is cut in half, with a matching
 Content-Length) and ``"short"`` (Content-Length of the full body, half of it sent, then closed).
 Per-work faults are ``FakeWork.kind``: ``ok``, ``placeholder``, ``corrupt``, ``external`` (image on
-another host name), and ``FakeWork.dup_of`` (serve another work's bytes). ``json_unavailable``
+another host name), ``redirect`` (302 from the allowed host to another host name), and ``FakeWork.dup_of`` (serve another work's bytes). ``json_unavailable``
 makes an artist's JSON listing answer 503 so only the HTML text-list works; ``image_delay`` slows
 every image down. Every request is logged in ``requests`` as (monotonic time, path, user-agent).
 """
@@ -72,7 +72,8 @@ class FakeWikiArt:
         self._server.handle_error = lambda request, address: None  # resets are deliberate
         self.port = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     # ---- lifecycle
     def start(self) -> "FakeWikiArt":
@@ -166,12 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(429, b"Too Many Requests", headers={"Retry-After": retry_after} if retry_after else {})
         if fault in ("500", "503"):
             return self._send(int(fault), b"server error")
-        status, body, ctype = self._route()
+        status, body, ctype, *headers = self._route()
         if fault == "truncate":
-            return self._send(status, body[: len(body) // 2], ctype)
-        if fault == "short":
-            return self._send(status, body, ctype, cut=True)
-        return self._send(status, body, ctype)
+            body = body[: len(body) // 2]
+        return self._send(status, body, ctype, headers=headers[0] if headers else None, cut=fault == "short")
 
     def _route(self):
         fake = self.fake
@@ -198,9 +197,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == PLACEHOLDER_PATH:
             return 200, make_jpeg("placeholder", (60, 48)), "image/jpeg"
         if path.startswith("/images/"):
-            found = fake.find_image(path)
+            found = fake.find_image(path.replace("-moved.jpg", ".jpg"))
             if found is None:
                 return 404, b"not found", "text/plain"
+            if found[1].kind == "redirect" and not path.endswith("-moved.jpg"):
+                target = f"http://localhost:{fake.port}{fake.image_path(*found)[:-4]}-moved.jpg"
+                return 302, b"", "text/plain", {"Location": target}
             if fake.image_delay:
                 time.sleep(fake.image_delay)
             return 200, fake.image_bytes(*found), "image/jpeg"
