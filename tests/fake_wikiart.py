@@ -66,7 +66,7 @@ class FakeWikiArt:
         self.requests: list[tuple[float, str, str]] = []
         self._faults: list[list] = []  # [substring, [fault, ...]]
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self
         self._server.handle_error = lambda request, address: None  # resets are deliberate
@@ -102,9 +102,9 @@ class FakeWikiArt:
                     return entry[1].pop(0)
         return None
 
-    def log(self, path: str, agent: str) -> None:
+    def log(self, path: str, agent: str, when: float | None = None) -> None:
         with self._lock:
-            self.requests.append((time.monotonic(), path, agent))
+            self.requests.append((time.monotonic() if when is None else when, path, agent))
 
     def paths(self) -> list[str]:
         with self._lock:
@@ -147,6 +147,15 @@ class FakeWikiArt:
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    """Stamps each connection when it is accepted, before a thread is started for it (less jitter)."""
+
+    def process_request(self, request, client_address):
+        self.accepted = getattr(self, "accepted", {})
+        self.accepted[id(request)] = time.monotonic()
+        super().process_request(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeWikiArt/1.0"
 
@@ -158,7 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.fake
 
     def do_GET(self):  # noqa: N802 (http.server naming)
-        self.fake.log(self.path, self.headers.get("User-Agent", ""))
+        accepted = getattr(self.server, "accepted", {}).pop(id(self.request), None)
+        self.fake.log(self.path, self.headers.get("User-Agent", ""), accepted)
         fault = self.fake.take_fault(self.path)
         if fault == "reset":
             return self._reset()

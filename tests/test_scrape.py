@@ -120,13 +120,13 @@ def test_retry_after_http_date_and_garbage():
 
 
 def test_rate_limit_spacing_is_measured_at_the_server(tmp_path):
-    interval = 0.05
+    interval = 0.06
     with simple_site(8) as site:
         run(site, tmp_path, "alpha-painter", "--min-interval", str(interval), "--workers", "4")
         times = sorted(t for t, _, _ in site.requests)
     assert len(times) == 9
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) >= interval - 0.015, gaps
+    assert min(gaps) >= interval - 0.02, gaps  # unthrottled, these gaps are ~1 ms
 
 
 def test_rate_limiter_is_shared_across_threads():
