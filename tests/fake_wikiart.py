@@ -290,9 +290,14 @@ if __name__ == "__main__":  # python tests/fake_wikiart.py: serve the demo catal
     import sys
 
     site = FakeWikiArt(demo_catalog()).start()
-    for spec in sys.argv[1:]:  # e.g. PaintingsByArtist=429:1,500,reset
+    for spec in sys.argv[1:]:  # PaintingsByArtist=429:1,500,reset | nojson=beta-painter | delay=0.2
         target, _, faults = spec.partition("=")
-        site.inject(target, *faults.split(","))
+        if target == "nojson":
+            site.json_unavailable.add(faults)
+        elif target == "delay":
+            site.image_delay = float(faults)
+        else:
+            site.inject(target, *faults.split(","))
     print(site.base_url, flush=True)
     try:
         while True:

@@ -324,6 +324,9 @@ def test_kill_and_resume(tmp_path):
         proc.wait()
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
         landed = {p.name for p in image_files(out)}
+        for path in image_files(out):  # whatever carries a final name is a complete image
+            with Image.open(path) as image:
+                image.load()
         assert 3 <= len(landed) < len(works)
         if (out / "manifest.csv").exists():  # never corrupt, even mid-run
             manifest(out)
@@ -338,6 +341,23 @@ def test_kill_and_resume(tmp_path):
     assert len(frame) == len(works) and frame.content_id.is_unique and set(frame.status) == {"ok"}
     leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or p.suffix in (".part", ".tmp")]
     assert leftovers == []
+
+
+def test_failed_rename_leaves_neither_partial_nor_temp_file(tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def broken_replace(src, dst):
+        if str(dst).endswith(".jpg"):
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    with simple_site(1) as site:
+        monkeypatch.setattr(scrape.os, "replace", broken_replace)
+        run(site, tmp_path, "alpha-painter")
+        monkeypatch.undo()
+    r = row(manifest(tmp_path), 100)
+    assert r.status == "failed" and "disk full" in r.reason
+    assert list((tmp_path / "alpha-painter").iterdir()) == []
 
 
 # --------------------------------------------------------------------------- selection modes
