@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import unicodedata
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -166,7 +167,8 @@ class Scraper:
     def sweep_temp_files(self) -> int:
         """Remove temp files a killed run left behind (ours only: hidden ``*.part`` / ``.manifest*.tmp``)."""
         removed = 0
-        candidates = list(self.out.glob(f"*/.*{TEMP_SUFFIX}")) + list(self.out.glob(".manifest.csv.*.tmp"))
+        candidates = [*self.out.glob(f"*/.*{TEMP_SUFFIX}"), *self.out.glob(".manifest.csv.*.tmp"),
+                      *self.out.glob(".summary.csv.*.tmp"), *self.out.glob(".standardize-input.csv*")]
         for path in candidates:
             if path.is_file():
                 path.unlink(missing_ok=True)
@@ -458,6 +460,31 @@ def main(argv=None) -> int:
     slugs = read_artists(args.artists, "--artists")
     excluded = set(read_artists(args.exclude, "--exclude"))
     args.out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(args.out):
+        return _run(args, slugs, excluded)
+
+
+@contextmanager
+def _exclusive(out: Path):
+    """One scrape per folder at a time (an OS lock: a killed run releases it by itself)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, trust the user
+        yield
+        return
+    lock_path = out / ".scrape.lock"
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UserError(f"another scrape is writing {out}; wait for it or use another --out") from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+
+
+def _run(args: argparse.Namespace, slugs: list[str], excluded: set[str]) -> int:
     log = print
     client = WikiArtClient(args.base_url, min_interval=args.min_interval, max_retries=args.retries,
                            backoff=args.backoff, timeout=args.timeout, max_bytes=args.max_bytes,

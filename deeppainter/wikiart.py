@@ -106,6 +106,7 @@ class RateLimiter:
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._next = 0.0
+        self.count = 0  # requests let through
 
     def wait(self) -> None:
         with self._lock:  # sleeping under the lock keeps requests strictly serialised and spaced
@@ -113,6 +114,7 @@ class RateLimiter:
             if delay > 0:
                 self._sleep(delay)
             self._next = self._clock() + self.min_interval
+            self.count += 1
 
     def pause(self, seconds: float) -> None:
         """Push the next allowed request at least ``seconds`` into the future (Retry-After)."""
@@ -153,7 +155,10 @@ class WikiArtClient:
         self._log = log or (lambda message: None)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self.request_count = 0
+
+    @property
+    def request_count(self) -> int:
+        return self.limiter.count
 
     # ----------------------------------------------------------------- low level
     def url(self, path: str) -> str:
@@ -167,9 +172,9 @@ class WikiArtClient:
     def _wait_before_retry(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
         if retry_after is not None:
             delay = min(retry_after, self.max_retry_after)
-            self.limiter.pause(delay)  # every thread holds off, not only this one
         else:
             delay = self._backoff_delay(attempt)
+        self.limiter.pause(delay)  # the site is struggling or throttling: every thread holds off
         self._log(f"retry {attempt + 1}/{self.max_retries} in {delay:.2f}s: {reason}")
         self._sleep(delay)
 
@@ -182,7 +187,6 @@ class WikiArtClient:
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
             self.limiter.wait()
-            self.request_count += 1
             retry_after = None
             try:
                 with self.session.get(url, params=params, timeout=self.timeout, stream=stream,

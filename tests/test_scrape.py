@@ -452,3 +452,13 @@ def test_standardize_only_sees_ok_images(tmp_path):
         assert image.size == (32, 32)
     assert not list(tmp_path.glob(".standardize*"))
     assert set(manifest(tmp_path).artist_slug) == {"alpha-painter", "beta-painter"}
+
+
+def test_second_scrape_into_the_same_folder_is_refused(tmp_path, capsys):
+    fcntl = pytest.importorskip("fcntl")
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".scrape.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SystemExit) as exit_info:
+            scrape.main(["--out", str(tmp_path), "--artists", "rembrandt", "--base-url", "http://127.0.0.1:9"])
+    assert exit_info.value.code == 2 and "another scrape" in capsys.readouterr().err
