@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from deeppainter.cli import entry_point
 from deeppainter.errors import UserError
-from deeppainter.runs import atomic_write_text
+from deeppainter.runs import atomic_write_bytes, atomic_write_text
 from deeppainter.wikiart import (DEFAULT_BASE_URL, DEFAULT_IMAGE_HOSTS, DEFAULT_MAX_BYTES, WikiArtClient,
                                  WikiArtError, Work, full_size_url, is_placeholder)
 
@@ -43,7 +43,7 @@ MANIFEST_COLUMNS = ["artist_slug", "content_id", "title", "year", "image_url", "
 STATUSES = ["ok", "placeholder", "duplicate", "failed", "skipped"]
 SUMMARY_COLUMNS = ["artist_slug", "source", *STATUSES, "total", "note"]
 JOURNAL_NAME = ".manifest.journal"
-TEMP_SUFFIX = ".part"
+TEMP_SUFFIX = ".tmp"  # deeppainter.runs.atomic_write_* temp files: .<name>.<random>.tmp
 IMAGE_EXTENSIONS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".gif": "gif", ".webp": "webp",
                     ".bmp": "bmp", ".tif": "tif", ".tiff": "tif"}
 USER_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$", re.IGNORECASE)
@@ -165,10 +165,10 @@ class Scraper:
 
     # ---- housekeeping
     def sweep_temp_files(self) -> int:
-        """Remove temp files a killed run left behind (ours only: hidden ``*.part`` / ``.manifest*.tmp``)."""
+        """Remove temp files a killed run left behind (ours only: hidden ``.<name>.<random>.tmp`` files)."""
         removed = 0
-        candidates = [*self.out.glob(f"*/.*{TEMP_SUFFIX}"), *self.out.glob(".manifest.csv.*.tmp"),
-                      *self.out.glob(".summary.csv.*.tmp"), *self.out.glob(".standardize-input.csv*")]
+        candidates = [*self.out.glob(f"*/.*{TEMP_SUFFIX}"), *self.out.glob(f".manifest.csv.*{TEMP_SUFFIX}"),
+                      *self.out.glob(f".summary.csv.*{TEMP_SUFFIX}"), *self.out.glob(".standardize-input.csv*")]
         for path in candidates:
             if path.is_file():
                 path.unlink(missing_ok=True)
@@ -284,7 +284,7 @@ class Scraper:
                                 width=width, height=height)
         if not already_there:
             try:
-                _write_atomically(final, data)
+                atomic_write_bytes(final, data)  # temp + fsync + rename
             except BaseException:
                 with self._hash_lock:
                     self._hashes.pop(digest, None)
@@ -325,20 +325,6 @@ def _decode(data: bytes) -> tuple[int, int]:
             return image.size
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise ValueError(f"undecodable image: {type(exc).__name__}: {exc}") from None
-
-
-def _write_atomically(final: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a final name never holds a partial image."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{final.name}.{os.getpid()}.{threading.get_ident()}{TEMP_SUFFIX}"
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):

@@ -343,6 +343,18 @@ def test_kill_and_resume(tmp_path):
     assert leftovers == []
 
 
+def test_stale_temp_files_are_swept_but_user_files_kept(tmp_path):
+    (tmp_path / "alpha-painter").mkdir(parents=True)
+    stale = [tmp_path / "alpha-painter" / ".100.jpg.k2j3.tmp", tmp_path / ".manifest.csv.x1.tmp"]
+    keep = tmp_path / "alpha-painter" / "notes.txt"
+    for path in [*stale, keep]:
+        path.write_bytes(b"half")
+    with simple_site(1) as site:
+        run(site, tmp_path, "alpha-painter")
+    assert not any(path.exists() for path in stale) and keep.exists()
+    assert row(manifest(tmp_path), 100).status == "ok"
+
+
 def test_failed_rename_leaves_neither_partial_nor_temp_file(tmp_path, monkeypatch):
     real_replace = os.replace
 
