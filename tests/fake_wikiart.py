@@ -291,7 +291,7 @@ if __name__ == "__main__":  # python tests/fake_wikiart.py: serve the demo catal
 
     site = FakeWikiArt(demo_catalog()).start()
     for spec in sys.argv[1:]:  # PaintingsByArtist=429:1,500,reset | nojson=beta-painter | delay=0.2
-        target, _, faults = spec.partition("=")
+        target, _, faults = spec.rpartition("=")
         if target == "nojson":
             site.json_unavailable.add(faults)
         elif target == "delay":
