@@ -202,7 +202,9 @@ class Scraper:
         works = _dedupe_ids(works)
         if skip_reason is not None:
             for work in works:
-                self._record(work, source, "skipped", skip_reason)
+                row = self.manifest.get(work.artist_slug, work.content_id)
+                if not (row and row["status"] == "ok" and self._file_ok(row)):  # never demote a finished image
+                    self._record(work, source, "skipped", skip_reason)
             return already
         rng = random.Random(f"{seed}:{slug}")
         ordered = sorted(works, key=lambda work: work.content_id)
