@@ -68,6 +68,22 @@ class ClassifierConfig:
 
 
 @dataclass
+class BackboneConfig:
+    """Transfer backbones (deeppainter.backbones; REFERENCE.md §3 habits)."""
+    weights: str = ""  # local keras.applications "_notop" weights file (cv10 --weights); "" = random init
+    fine_tune: bool = True  # False = frozen backbone, head only
+    head_epochs: int = 10  # phase 1 (frozen backbone); ASSUMPTION: upper bound, early stopping
+    epochs: int = 30  # phase 2 (fine-tune); ASSUMPTION: upper bound, early stopping
+    lr_stem: float = 1e-6  # REFERENCE §3: 1e-6 / 1e-5 / 1e-3 from stem to head
+    lr_body: float = 1e-5
+    lr_head: float = 1e-3
+    dropout: float = 0.3  # ASSUMPTION
+    augment: bool = True  # flips, ±10° rotation, colour jitter (REFERENCE §3)
+    class_weights: bool = True  # REFERENCE §3: "Keras ResNet-50, class weights, early stop"
+    patience: int = 5  # ASSUMPTION
+
+
+@dataclass
 class CVConfig:
     folds: int = 10  # [P16] and [R21]: 10-fold cross validation
     shuffle: bool = True
@@ -81,6 +97,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     cv: CVConfig = field(default_factory=CVConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
 
 
 def _replication2021() -> Config:
@@ -125,11 +142,14 @@ def _smoke() -> Config:
     cfg.pretrain.batch_size = 16
     cfg.pretrain.patience = 2
     cfg.classifier.head = (16,)
+    cfg.classifier.learning_rate = 1e-2  # tiny heads on few images need bigger steps to learn in 15 epochs
     cfg.classifier.epochs = 15
     cfg.classifier.batch_size = 16
     cfg.classifier.patience = 5
     cfg.cv.folds = 3
     cfg.cv.bootstrap = 200
+    cfg.backbone.head_epochs = 2
+    cfg.backbone.epochs = 1
     return cfg
 
 

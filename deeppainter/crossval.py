@@ -114,18 +114,25 @@ class EncoderHeadModel:
         tmp_file.replace(feature_file)
         return np.load(feature_file, mmap_mode="r")
 
-    def build(self) -> tuple[keras.Model, np.ndarray, float | None]:
-        """The trainable model, the array it reads and the scale applied to that array."""
+    def build(self, seed: int) -> tuple[keras.Model, np.ndarray, float | None]:
+        """The trainable model, the array it reads and the scale applied to that array.
+
+        The head is initialised from ``seed`` after the encoder is loaded, so the cached and the
+        uncached path start from identical weights.
+        """
         cfg = self.cfg.classifier
+        encoder = None if self.use_cache else self.load_encoder()
+        feature_shape = tuple(self.features.shape[1:]) if self.use_cache else tuple(encoder.output_shape[1:])
+        keras.utils.set_random_seed(seed)
+        head = build_head(feature_shape, cfg, self.num_classes)
         if self.use_cache:
-            return build_head(tuple(self.features.shape[1:]), cfg, self.num_classes), self.features, None
-        return build_classifier(self.load_encoder(), cfg, self.num_classes), self.images, 1 / 255.0
+            return head, self.features, None
+        return build_classifier(encoder, cfg, self.num_classes, head=head), self.images, 1 / 255.0
 
     def train(self, train_idx: np.ndarray, labels: np.ndarray, seed: int) -> tuple[keras.Model, pd.DataFrame]:
         cfg = self.cfg.classifier
-        keras.utils.set_random_seed(seed)
         fit_idx, val_idx = inner_split(train_idx, labels, cfg.val_fraction, seed)
-        model, array, scale = self.build()
+        model, array, scale = self.build(seed)
         model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         class_weight = None

@@ -1,0 +1,128 @@
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deeppainter import config, crossval, cv10
+from deeppainter.config import DataConfig
+from deeppainter.datasets import list_labelled, load_images
+from deeppainter.runs import read_json
+
+
+@pytest.fixture(scope="session")
+def smoke_encoder(synthetic_painters, tmp_path_factory):
+    from deeppainter import pretrain_ae
+
+    out = tmp_path_factory.mktemp("pretrain")
+    pretrain_ae.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(out)])
+    (run_dir,) = out.glob("*_pretrain_ae_*")
+    return run_dir
+
+
+def run_cv10(out, painters, *extra):
+    cv10.main(["--preset", "smoke", "--data", str(painters), "--out", str(out), *extra])
+    return sorted(p for p in out.glob("*_cv10_*") if p.is_dir())
+
+
+def test_folds_are_disjoint_stratified_and_deterministic():
+    labels = np.repeat([0, 1, 2], [40, 33, 50])
+    folds = crossval.make_folds(labels, 10, seed=3)
+    test_sets = [set(test) for _, test in folds]
+    assert sorted(i for s in test_sets for i in s) == list(range(len(labels)))  # each image tested once
+    for train, test in folds:
+        assert not set(train) & set(test)
+        for cls, total in zip([0, 1, 2], [40, 33, 50]):
+            assert abs((labels[test] == cls).sum() - total / 10) <= 1
+    again = crossval.make_folds(labels, 10, seed=3)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    assert any((a[1] != b[1]).any() for a, b in zip(folds, crossval.make_folds(labels, 10, seed=4)))
+
+
+def test_inner_split_stays_inside_training_folds():
+    labels = np.repeat([0, 1, 2], 30)
+    train, test = crossval.make_folds(labels, 10, seed=0)[0]
+    fit, val = crossval.inner_split(train, labels, 0.1, seed=0)
+    assert set(fit) | set(val) == set(train) and not set(val) & set(test) and not set(fit) & set(val)
+
+
+def test_end_to_end_smoke_run_beats_chance(synthetic_painters, smoke_encoder, tmp_path):
+    (run_dir,) = run_cv10(tmp_path, synthetic_painters, "--encoder", str(smoke_encoder), "--save-final-model")
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert len(predictions) == 60 and predictions["path"].is_unique  # one out-of-fold prediction per image
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["accuracy_mean"] > 0.5  # chance is 1/3
+    assert metrics["accuracy_ci95"][0] <= metrics["accuracy_pooled"] <= metrics["accuracy_ci95"][1]
+    for name in ("folds.csv", "confusion_matrix.csv", "confusion_matrix.png", "classification_report.txt",
+                 "history.csv", "paper_table.csv", "env.json", "final_model.keras", "final_model.json", "DONE"):
+        assert (run_dir / name).exists(), name
+    assert np.array(metrics["confusion_matrix"]).sum() == 60
+
+
+def test_cached_features_give_the_same_model(synthetic_painters, smoke_encoder, tmp_path):
+    cfg = config.build_config("smoke", ["classifier.spatial_dropout=0", "classifier.dropout=0",
+                                        "classifier.epochs=3", "data.image_size=32"])
+    table = list_labelled(synthetic_painters)
+    images, _ = load_images(list(table["path"]), DataConfig(image_size=32), progress=False)
+    labels = table["label"].map({"painter0": 0, "painter1": 1, "painter2": 2}).to_numpy()
+    train, test = crossval.make_folds(labels, 3, seed=0)[0]
+    results = []
+    for use_cache in (True, False):
+        model = crossval.EncoderHeadModel(smoke_encoder / "encoder.keras", cfg, images, 3, seed=0,
+                                          cache_dir=tmp_path / str(use_cache), use_cache=use_cache)
+        assert model.use_cache is use_cache
+        results.append(model.fit_predict(0, train, test, labels)[0])
+    np.testing.assert_allclose(results[0], results[1], atol=1e-4)
+
+
+def test_resume_skips_finished_folds_and_merge_combines_subsets(synthetic_painters, smoke_encoder, tmp_path):
+    encoder = ["--encoder", str(smoke_encoder)]
+    (partial,) = run_cv10(tmp_path / "a", synthetic_painters, *encoder, "--folds", "0")
+    assert not (partial / "metrics.json").exists() and not (partial / "DONE").exists()
+    finished_fold = partial / "folds" / "fold00.csv"
+    stamp = os.stat(finished_fold).st_mtime_ns
+    (resumed,) = run_cv10(tmp_path / "a", synthetic_painters, *encoder)  # the same command without --folds
+    assert resumed == partial and os.stat(finished_fold).st_mtime_ns == stamp
+    full = read_json(resumed / "metrics.json")
+
+    run_cv10(tmp_path / "b", synthetic_painters, *encoder, "--folds", "0")
+    run_cv10(tmp_path / "c", synthetic_painters, *encoder, "--folds", "1,2")
+    (first,), (second,) = (list((tmp_path / x).glob("*_cv10_*")) for x in "bc")
+    cv10.main(["merge", str(first), str(second), "--out", str(tmp_path / "merged")])
+    (merged,) = (tmp_path / "merged").glob("*_cv10_*")
+    merged_metrics = read_json(merged / "metrics.json")
+    assert merged_metrics["n_images"] == 60 and merged_metrics["n_folds"] == 3
+    assert merged_metrics["accuracy_mean"] == pytest.approx(full["accuracy_mean"], abs=1e-9)
+
+
+def test_baseline_runs_in_the_same_folds(synthetic_painters, tmp_path):
+    (run_dir,) = run_cv10(tmp_path, synthetic_painters, "--model", "pixels-svm")
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["model"] == "pixels-svm" and metrics["n_images"] == 60
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda d, e: ["--classes", "painter0"], "only one class"),
+    (lambda d, e: ["--set", "cv.folds=30"], "fewer than 30 images"),
+    (lambda d, e: ["--encoder", str(e), "--set", "data.image_size=16"], "expects 32px images"),
+    (lambda d, e: ["--folds", "0,9"], "must be in 0..2"),
+    (lambda d, e: ["--encoder", str(d)], "no such encoder.keras"),
+])
+def test_bad_inputs_give_one_line_errors(synthetic_painters, smoke_encoder, tmp_path, capsys, make_args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cv10(tmp_path, synthetic_painters, *make_args(synthetic_painters, smoke_encoder))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in error and error.startswith("error:")
+
+
+def test_experiment_files_parse():
+    from pathlib import Path
+
+    from deeppainter import experiments
+
+    files = sorted(Path(__file__).resolve().parent.parent.joinpath("experiments").glob("*.toml"))
+    assert files
+    for path in files:
+        spec = experiments.load(path)
+        config.build_config(spec.get("preset", "cpu"), spec.get("set", []))

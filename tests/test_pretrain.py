@@ -1,0 +1,75 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from deeppainter import pretrain_ae
+from deeppainter.runs import read_json
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "deeppainter.pretrain_ae", *args], capture_output=True, text=True)
+
+
+def test_smoke_pretraining_end_to_end(synthetic_painters, tmp_path):
+    pretrain_ae.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(tmp_path),
+                      "--set", "pretrain.epochs=3", "--set", "pretrain.learning_rate=0.01"])
+    (run_dir,) = tmp_path.glob("*_pretrain_ae_smoke_seed0")
+    for name in ("config.json", "env.json", "history.csv", "metrics.json", "loss.png", "reconstructions.png",
+                 "autoencoder.keras", "encoder.keras", "DONE"):
+        assert (run_dir / name).exists(), name
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["val_mse_best"] < metrics["val_mse_untrained"]
+    assert len(pd.read_csv(run_dir / "history.csv")) == 3
+
+
+def test_resume_continues_from_saved_epoch(synthetic_painters, tmp_path):
+    import keras
+
+    class StopAfterTwoEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt  # a crash after epoch 2 was saved
+
+    original_fit = keras.Model.fit
+
+    def crashing_fit(self, *args, callbacks=(), **kwargs):
+        return original_fit(self, *args, callbacks=[*callbacks, StopAfterTwoEpochs()], **kwargs)
+
+    args = ["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(tmp_path),
+            "--set", "pretrain.epochs=4", "--set", "pretrain.patience=10"]
+    keras.Model.fit = crashing_fit
+    try:
+        with pytest.raises(SystemExit):
+            pretrain_ae.main(args)
+    finally:
+        keras.Model.fit = original_fit
+    (run_dir,) = tmp_path.glob("*_pretrain_ae_*")
+    assert len(pd.read_csv(run_dir / "history.csv")) == 2 and not (run_dir / "DONE").exists()
+    pretrain_ae.main(args)
+    assert list(tmp_path.glob("*_pretrain_ae_*")) == [run_dir]  # same folder, resumed
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2, 3]
+
+
+def test_dry_run_prints_golden_count():
+    result = run_cli("--preset", "replication2021", "--dry-run")
+    assert result.returncode == 0
+    assert "3,016,403" in result.stdout
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda d: ["--data", str(d / "empty")], "no images found"),
+    (lambda d: ["--data", str(d / "notes")], "no images found"),
+    (lambda d: ["--set", "data.image_size=30"], "divisible by 4"),
+    (lambda d: ["--preset", "paper2017"], "invalid choice"),
+])
+def test_bad_inputs_give_one_line_errors(tmp_path, make_args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no images here")
+    result = run_cli("--preset", "smoke", "--out", str(tmp_path / "runs"), *make_args(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
