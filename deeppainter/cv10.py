@@ -22,9 +22,10 @@ CAE = "cae"
 
 
 def model_names() -> list[str]:
+    from deeppainter.backbones import BACKBONES
     from deeppainter.baselines import BASELINES
 
-    return [CAE, *BASELINES]
+    return [CAE, *BASELINES, *BACKBONES]
 
 
 def parse_args(argv=None):
@@ -36,14 +37,17 @@ def parse_args(argv=None):
     parser.add_argument("--model", default=CAE, choices=model_names(),
                         help="cae = pre-trained encoder + dense head (DeepPainter); the others are the "
                              "paper's Table 1 baselines run in the same folds")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="backbone models only: local ImageNet weights file (e.g. "
+                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5); default: random init")
     parser.add_argument("--encoder", type=Path, default=None,
                         help="a pretrain_ae run folder or encoder.keras; default: pre-train one first")
     parser.add_argument("--pretrain-data", type=Path, default=None,
                         help="images for pre-training when --encoder is not given; default: the --data "
                              "images with their labels ignored")
     parser.add_argument("--pretrain-exclude", default="auto",
-                        help="folders of --pretrain-data to leave out: auto (the evaluated classes when "
-                             "--pretrain-data differs from --data), none, or a comma-separated list")
+                        help="folders of --pretrain-data to leave out: auto (the evaluated classes whenever "
+                             "--pretrain-data is given), none, or a comma-separated list")
     parser.add_argument("--folds", default="",
                         help="comma-separated fold numbers to run (e.g. 0,3,7); default: all. "
                              "Combine subsets later with: cv10 merge RUN_DIR...")
@@ -56,6 +60,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.experiment:
         experiments.apply(args, parser, args.experiment)
+    if args.weights:  # a config value, so it is part of the run's fingerprint
+        args.overrides.append(f"backbone.weights={args.weights.expanduser().resolve()}")
     return args
 
 
@@ -87,15 +93,19 @@ def resolve_encoder(path: Path, image_size: int) -> Path:
     return path
 
 
-def pretrain_exclusions(args, classes: list[str], data: Path, pretrain_data: Path) -> tuple[str, ...]:
+def pretrain_exclusions(args, classes: list[str]) -> tuple[str, ...]:
     if args.pretrain_exclude == "none":
         return ()
-    if args.pretrain_exclude == "auto":
-        return tuple(classes) if pretrain_data.resolve() != data.resolve() else ()
+    if args.pretrain_exclude == "auto":  # an explicit pool never contains the evaluated classes
+        return tuple(classes) if args.pretrain_data is not None else ()
     return tuple(c.strip() for c in args.pretrain_exclude.split(",") if c.strip())
 
 
 def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
+    from deeppainter.backbones import BACKBONES, BackboneModel
+
+    if args.model in BACKBONES:
+        return BackboneModel(args.model, cfg, images, len(classes), args.seed, verbose=2 if args.verbose else 0)
     if args.model != CAE:
         return crossval.BaselineModel(args.model, images, args.seed)
     if args.encoder is not None:
@@ -104,12 +114,12 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
         from deeppainter.training import pretraining_run
 
         pretrain_data = args.pretrain_data or data
-        exclude = pretrain_exclusions(args, classes, data, pretrain_data)
+        exclude = pretrain_exclusions(args, classes)
         if pretrain_data.resolve() == data.resolve() and not exclude:
             print("ASSUMPTION: no --encoder or --pretrain-data given, so the autoencoder is pre-trained on the "
                   "same images (labels ignored), as in the paper's default setting")
         pretrain_dir = pretraining_run(cfg, args.preset, args.seed, args.out, pretrain_data, exclude,
-                                       verbose=2 if args.verbose else 0)
+                                       verbose=1 if args.verbose else 2)
         encoder_path = pretrain_dir / "encoder.keras"
     atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve())})
     return crossval.EncoderHeadModel(encoder_path, cfg, images, len(classes), args.seed, run_dir / "cache",
@@ -189,7 +199,8 @@ def run(args) -> Path:
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:
         labels = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-        path = run_dir / ("final_model.keras" if args.model == CAE else "final_model.pkl")
+        neural = not isinstance(model, crossval.BaselineModel)
+        path = run_dir / ("final_model.keras" if neural else "final_model.pkl")
         model.save_final(labels, path)
         atomic_write_json(run_dir / "final_model.json", {
             "path": path.name, "model": args.model, "classes": classes, "image_size": cfg.data.image_size,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from deeppainter import plots
-from deeppainter.config import Config
+from deeppainter.config import Config, DataConfig
 from deeppainter.models import build_autoencoder, make_optimizer
 from deeppainter.runs import atomic_write_json, read_json
 
@@ -142,17 +142,20 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
         timer,
     ]
     start = time.perf_counter()
-    autoencoder.fit(train, validation_data=val, epochs=train_cfg.epochs, callbacks=callbacks, verbose=verbose)
+    if train_cfg.epochs > 0:  # epochs=0 keeps the random initialisation: the "no pre-training" control
+        autoencoder.fit(train, validation_data=val, epochs=train_cfg.epochs, callbacks=callbacks, verbose=verbose)
+        history = pd.read_csv(run_dir / "history.csv")
+    else:
+        history = pd.DataFrame({"epoch": [], "loss": [], "mse": [], "val_loss": [], "val_mse": []})
     wall = time.perf_counter() - start
     if checkpoint.exists():  # best epoch by validation loss, not the last one
         autoencoder.load_weights(checkpoint)
     autoencoder.save(run_dir / "autoencoder.keras")
     encoder.save(run_dir / "encoder.keras")
 
-    history = pd.read_csv(run_dir / "history.csv")
-    val_mse = float(history["val_mse"].min())
+    val_mse = float(history["val_mse"].min()) if len(history) else untrained_val_mse
     metrics = {
-        "train_mse_final": float(history["mse"].iloc[-1]),
+        "train_mse_final": float(history["mse"].iloc[-1]) if len(history) else None,
         "val_mse_best": val_mse,
         "val_mse_untrained": untrained_val_mse,
         "val_mse_relative_drop": 1.0 - val_mse / untrained_val_mse if untrained_val_mse else None,
@@ -179,6 +182,9 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
     from deeppainter.datasets import list_unlabelled, load_images
     from deeppainter.runs import atomic_write_csv, find_run, mark_done, open_run
 
+    # Only what shapes the encoder identifies a pre-training run, so classifier-only studies share one.
+    cfg = Config(data=DataConfig(image_size=cfg.data.image_size, mode=cfg.data.mode, pad_color=cfg.data.pad_color,
+                                 cache_dir=cfg.data.cache_dir), model=cfg.model, pretrain=cfg.pretrain)
     arguments = {"data": str(Path(data).resolve()), "exclude": sorted(exclude)}
     finished = find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True)
     if finished is not None:
@@ -194,7 +200,7 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
     keras.utils.set_random_seed(seed)
     metrics = pretrain_autoencoder(cfg, images, run_dir, seed, verbose=verbose)
     print(f"val MSE {metrics['val_mse_untrained']:.5f} (untrained) → {metrics['val_mse_best']:.5f} "
-          f"({100 * metrics['val_mse_relative_drop']:.1f}% drop) in {metrics['wall_seconds']:.0f}s, "
-          f"{metrics['images_per_second']:.0f} images/s")
+          f"({100 * metrics['val_mse_relative_drop']:.1f}% drop) in {metrics['epochs_run']} epochs, "
+          f"{metrics['wall_seconds']:.0f}s")
     mark_done(run_dir)
     return run_dir

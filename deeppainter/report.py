@@ -1,0 +1,160 @@
+"""``python -m deeppainter.report``: regenerate ``results/README.md`` from the committed run folders.
+
+Nothing in results/ is typed by hand: every row below comes from a run folder's ``metrics.json``
+and ``config.json``, with the published numbers (REFERENCE.md) beside ours.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from deeppainter import config as config_lib
+from deeppainter.cli import entry_point
+from deeppainter.evaluation import METRICS, format_percent
+from deeppainter.published import PUBLISHED
+from deeppainter.runs import atomic_write_text, read_json
+
+TASKS = {
+    "3painters": "Table 1 — the paper's 3-painter task (van Gogh / Rembrandt / Renoir)",
+    "10artists": "Table 2 — 10 artists (the 10 largest wikiart14 folders)",
+    "": "Other tasks (binary look-alike pairs and custom class lists)",
+}
+
+
+def config_changes(record: dict) -> str:
+    """The ``--set`` overrides a run used, as the difference between its config and its preset."""
+    preset = config_lib.to_dict(config_lib.get_preset(record["preset"]))
+    changes = []
+    for section, values in record["config"].items():
+        for key, value in values.items():
+            default = preset.get(section, {}).get(key)
+            if isinstance(default, tuple):
+                default = list(default)
+            if value != default:
+                shown = ",".join(map(str, value)) if isinstance(value, list) else value
+                changes.append(f"{section}.{key}={shown}")
+    return " ".join(changes)
+
+
+def load_runs(runs_root: Path) -> tuple[list[dict], list[dict]]:
+    cv_runs, pretrain_runs = [], []
+    for metrics_file in sorted(runs_root.glob("*/metrics.json")):
+        run_dir = metrics_file.parent
+        if not (run_dir / "config.json").exists() or not (run_dir / "DONE").exists():
+            continue
+        record = read_json(run_dir / "config.json")
+        entry = {"dir": run_dir, "record": record, "metrics": read_json(metrics_file),
+                 "env": read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else {},
+                 "changes": config_changes(record)}
+        if record["command"] == "cv10":
+            cv_runs.append(entry)
+        elif record["command"] == "pretrain_ae":
+            pretrain_runs.append(entry)
+    return cv_runs, pretrain_runs
+
+
+def device_of(env: dict) -> str:
+    devices = [d for d in env.get("devices", []) if "CPU" not in d.upper()]
+    accelerator = devices[0] if devices else f"CPU ×{env.get('cpu_count', '?')}"
+    return f"{env.get('backend', '?')}, {accelerator}"
+
+
+def cv_table(runs: list[dict], relative_to: Path) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        m, record = run["metrics"], run["record"]
+        link = run["dir"].relative_to(relative_to).as_posix()
+        rows.append({
+            "model": m["model"], "preset": record["preset"], "changes": run["changes"] or "—",
+            "classes": len(m["classes"]), "images": m["n_images"], "folds": m["n_folds"],
+            **{metric: format_percent(m[f"{metric}_mean"], m[f"{metric}_std"]) for metric in METRICS},
+            "acc 95% CI": "–".join(f"{100 * v:.1f}" for v in m["accuracy_ci95"]),
+            "wall (min)": f"{m.get('wall_seconds_folds', 0) / 60:.1f}", "device": device_of(run["env"]),
+            "run": f"[{run['dir'].name}]({link}/)", "confusion": f"![]({link}/confusion_matrix.png)"
+            if (run["dir"] / "confusion_matrix.png").exists() else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def published_table(task: str) -> pd.DataFrame:
+    return pd.DataFrame([{"source": source, "model": model,
+                          **{metric: f"{values[metric]:.2f}" if metric in values else "" for metric in METRICS}}
+                         for source, model, values in PUBLISHED.get(task, [])])
+
+
+def pretrain_table(runs: list[dict], relative_to: Path) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        m, record = run["metrics"], run["record"]
+        link = run["dir"].relative_to(relative_to).as_posix()
+        rows.append({
+            "preset": record["preset"], "changes": run["changes"] or "—",
+            "pool": f"{m['images_train'] + m['images_val']} images",
+            "excluded": ", ".join(record["arguments"].get("exclude", [])) or "—",
+            "val MSE untrained → best": f"{m['val_mse_untrained']:.4f} → {m['val_mse_best']:.4f}",
+            "drop": f"{100 * m['val_mse_relative_drop']:.1f}%", "epochs": m["epochs_run"],
+            "images/s": f"{m['images_per_second']:.0f}" if m.get("images_per_second") else "",
+            "wall (min)": f"{m['wall_seconds'] / 60:.1f}", "device": device_of(run["env"]),
+            "reconstructions": f"![]({link}/reconstructions.png)",
+        })
+    return pd.DataFrame(rows)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_no finished runs yet_\n"
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def render(results_dir: Path) -> str:
+    runs_root = results_dir / "runs"
+    cv_runs, pretrain_runs = load_runs(runs_root)
+    parts = ["# Results\n",
+             "Generated by `python -m deeppainter.report` from the run folders under `results/runs/` — "
+             "do not edit by hand. Accuracy, precision, recall and F1 are percentages: mean ± std over "
+             "the 10 folds (macro averages for P/R/F1); the 95% CI is a bootstrap over images. "
+             "Each run folder holds the exact configuration (`config.json`), environment (`env.json`), "
+             "per-fold scores, predictions and plots. `changes` lists the config values that differ "
+             "from the preset.\n"]
+    for task, title in TASKS.items():
+        task_runs = [r for r in cv_runs if r["metrics"].get("task", "") == task]
+        if not task_runs and not (task and PUBLISHED.get(task)):
+            continue
+        parts.append(f"\n## {title}\n\n### Ours\n\n")
+        table = cv_table(sorted(task_runs, key=lambda r: -r["metrics"]["accuracy_mean"]), results_dir)
+        parts.append(markdown(table.drop(columns=["confusion"]) if not table.empty else table))
+        if task:
+            parts.append("\n### Published\n\n" + markdown(published_table(task)))
+        if task_runs:
+            best = max(task_runs, key=lambda r: r["metrics"]["accuracy_mean"])
+            pairs = "; ".join(f"{p['pair']} ({p['confusions']})" for p in best["metrics"]["most_confused"][:3])
+            parts.append(f"\nBest run: `{best['dir'].name}`. Most confused pairs there: {pairs}.\n\n"
+                         f"![confusion matrix of the best run]({best['dir'].relative_to(results_dir).as_posix()}"
+                         f"/confusion_matrix.png)\n")
+    parts.append("\n## Autoencoder pre-training\n\n" + markdown(pretrain_table(pretrain_runs, results_dir)))
+    if (results_dir / "bench.md").exists():
+        parts.append("\n## Performance\n\nSee [bench.md](bench.md) (`python -m deeppainter.bench`).\n")
+    parts.append("\nThe paper's genetic-algorithm classifier rows are out of scope: they are shown as "
+                 "published only.\n")
+    return "".join(parts)
+
+
+@entry_point
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m deeppainter.report", description=__doc__)
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="results folder holding runs/; results/README.md is rewritten")
+    args = parser.parse_args(argv)
+    text = render(args.results)
+    atomic_write_text(args.results / "README.md", text)
+    print(f"wrote {args.results / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

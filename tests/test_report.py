@@ -1,0 +1,16 @@
+from deeppainter import cv10, report
+from deeppainter.runs import read_json
+
+
+def test_report_regenerates_tables_from_run_folders(tmp_path):
+    runs = tmp_path / "results" / "runs"
+    cv10.main(["--preset", "smoke", "--out", str(runs), "--set", "classifier.head=8"])  # the embedded sample
+    report.main(["--results", str(tmp_path / "results")])
+    text = (tmp_path / "results" / "README.md").read_text()
+    (run_dir,) = runs.glob("*_cv10_*")
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["task"] == "3painters"
+    assert f"{100 * metrics['accuracy_mean']:.2f} ± {100 * metrics['accuracy_std']:.2f}" in text
+    assert "classifier.head=8" in text  # the override is shown, not hidden
+    assert "96.52" in text and "73.00" in text  # published rows beside ours
+    assert run_dir.name in text and "reconstructions.png" in text
