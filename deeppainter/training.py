@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from deeppainter import plots
+from deeppainter import distribute, plots
 from deeppainter.config import Config, DataConfig
 from deeppainter.models import build_autoencoder, make_optimizer
 from deeppainter.runs import atomic_write_json, read_json
@@ -107,6 +107,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.epochs += 1
 
 
+@distribute.training_scope(run_dir_of=lambda cfg, images, run_dir, *args, **kwargs: run_dir)
 def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: int,
                          verbose: int = 1) -> dict:
     """Train the autoencoder on ``images`` (uint8), writing models, history, plots and metrics to ``run_dir``."""
@@ -120,7 +121,7 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
     autoencoder, encoder = build_autoencoder(cfg.model, cfg.data.image_size)
     loss = "mse" if train_cfg.loss == "mse" else keras.losses.KLDivergence()
     autoencoder.compile(optimizer=make_optimizer(train_cfg.optimizer, train_cfg.learning_rate),
-                        loss=loss, metrics=["mse"])
+                        loss=loss, metrics=["mse"], jit_compile=distribute.jit_compile_option(train_cfg.jit_compile))
     baseline_file = run_dir / "untrained_val.json"
     if baseline_file.exists():  # resumed run: the untrained reference was measured before the crash
         untrained_val_mse = float(read_json(baseline_file)["val_mse"])
@@ -168,7 +169,8 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
     }
     atomic_write_json(run_dir / "metrics.json", metrics)
     plots.loss_curves(history, run_dir / "loss.png", title="autoencoder reconstruction loss")
-    originals = images[val_idx[:6]].astype("float32") / 255.0
+    shown = val_idx[np.linspace(0, len(val_idx) - 1, min(6, len(val_idx))).astype(int)]  # spread over folders
+    originals = images[shown].astype("float32") / 255.0
     plots.reconstructions(originals, autoencoder.predict(originals, verbose=0), run_dir / "reconstructions.png")
     return metrics
 
