@@ -48,6 +48,7 @@ class PretrainConfig:
     val_fraction: float = 0.1  # held-out share for validation loss
     patience: int = 5  # ASSUMPTION: early-stopping patience on val loss
     max_images: int = 0  # 0 = whole pool; caps the unlabelled pool (pool-size ablation)
+    jit_compile: str = "auto"  # ASSUMPTION: Keras default; auto | true | false (XLA where the backend has it)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class ClassifierConfig:
     learning_rate: float = 1e-3  # ASSUMPTION
     val_fraction: float = 0.1  # carved from the training folds only, never the test fold
     patience: int = 8  # ASSUMPTION: early-stopping patience on inner-validation loss
+    jit_compile: str = "auto"  # ASSUMPTION: Keras default; auto | true | false
 
 
 @dataclass
@@ -221,6 +223,8 @@ CHOICES = {
     "pretrain.denoise": ("none", "per_batch", "per_epoch"),
     "classifier.pooling": ("flatten", "avg", "meanstd"),
     "classifier.optimizer": ("adam", "sgd", "rmsprop"),
+    "pretrain.jit_compile": ("auto", "true", "false"),
+    "classifier.jit_compile": ("auto", "true", "false"),
 }
 
 

@@ -16,6 +16,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
+from deeppainter import distribute
 from deeppainter.config import Config
 from deeppainter.models import build_classifier, build_head, make_optimizer
 from deeppainter.runs import atomic_write_csv, atomic_write_json, read_json
@@ -129,12 +130,14 @@ class EncoderHeadModel:
             return head, self.features, None
         return build_classifier(encoder, cfg, self.num_classes, head=head), self.images, 1 / 255.0
 
+    @distribute.training_scope(config_of=lambda self, *args, **kwargs: self.cfg)
     def train(self, train_idx: np.ndarray, labels: np.ndarray, seed: int) -> tuple[keras.Model, pd.DataFrame]:
         cfg = self.cfg.classifier
         fit_idx, val_idx = inner_split(train_idx, labels, cfg.val_fraction, seed)
         model, array, scale = self.build(seed)
         model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=distribute.jit_compile_option(cfg.jit_compile))
         class_weight = None
         if cfg.class_weights:
             weights = compute_class_weight("balanced", classes=np.arange(self.num_classes), y=labels[fit_idx])

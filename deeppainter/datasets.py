@@ -59,8 +59,8 @@ def list_labelled(root: Path | str, classes: tuple[str, ...] = (), min_per_class
             raise UserError(f"--classes: {', '.join(unknown)} not found in {root}; available: {', '.join(available)}")
         table = table[table["label"].isin(classes)]
     if max_per_class:
-        table = (table.groupby("label", group_keys=False)
-                 .apply(lambda g: g.sample(min(len(g), max_per_class), random_state=seed)))
+        # shuffle, then the first max_per_class of each label (groupby.apply drops the key in pandas 3)
+        table = table.sample(frac=1.0, random_state=seed).groupby("label").head(max_per_class)
     counts = table["label"].value_counts()
     too_small = counts[counts < min_per_class]
     if len(too_small):

@@ -99,7 +99,8 @@ def env_info() -> dict:
             import jax
 
             info["backend_version"] = jax.__version__
-            info["devices"] = [str(d) for d in jax.devices()]
+            info["devices"] = [f"{d} ({d.device_kind})" for d in jax.devices()]
+            info["platform_backend"] = jax.default_backend()  # cpu | gpu | tpu: where jitted code runs
         elif backend == "torch":
             import torch
 
