@@ -191,3 +191,67 @@ class BaselineModel:
         from deeppainter.runs import atomic_write_bytes
 
         atomic_write_bytes(path, pickle.dumps(self._fit(np.arange(len(labels)), labels)))
+
+
+def encoder_descriptors(encoder: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Style statistics of every encoder conv layer: per-channel mean and std plus the Gram matrix.
+
+    The Gram matrix (channel co-activations, Gatys et al.) describes texture independent of where
+    things are in the picture, which is what tells painters apart; flattened feature maps mostly
+    describe layout.
+    """
+    conv_layers = [layer for layer in encoder.layers if layer.name.startswith("encoder_conv")]
+    probe = keras.Model(encoder.inputs, [layer.output for layer in conv_layers])
+    batches = ArrayBatches(images, np.arange(len(images)), batch_size=batch_size, shuffle=False)
+    rows = []
+    for index in tqdm(range(len(batches)), desc="encoder style descriptors", unit="batch"):
+        outputs = probe(batches.inputs(batches.batch_indices(index)), training=False)
+        parts = []
+        for maps in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            maps = keras.ops.convert_to_numpy(maps)
+            flat = maps.reshape(len(maps), -1, maps.shape[-1])
+            gram = np.einsum("npc,npd->ncd", flat, flat) / flat.shape[1]
+            upper = np.triu_indices(maps.shape[-1])
+            parts += [flat.mean(axis=1), flat.std(axis=1), gram[:, upper[0], upper[1]]]
+        rows.append(np.concatenate(parts, axis=1))
+    return np.concatenate(rows).astype("float32")
+
+
+class EncoderSVMModel:
+    """Frozen-encoder style descriptors (optionally beside the handcrafted features) → scaled RBF SVM."""
+
+    def __init__(self, encoder_path: Path, images: np.ndarray, seed: int, cache_dir: Path,
+                 with_image_features: bool = False):
+        self.seed = seed
+        cache_file = Path(cache_dir) / f"descriptors{'_features' if with_image_features else ''}.npy"
+        if cache_file.exists():
+            self.descriptors = np.load(cache_file)
+            return
+        encoder = keras.models.load_model(encoder_path, compile=False)
+        descriptors = encoder_descriptors(encoder, images)
+        if with_image_features:
+            from deeppainter.features import image_features
+
+            descriptors = np.concatenate([descriptors, image_features(np.asarray(images))], axis=1)
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp_file = cache_file.with_suffix(".tmp.npy")
+        np.save(tmp_file, descriptors)
+        tmp_file.replace(cache_file)
+        self.descriptors = descriptors
+
+    def _fit(self, indices: np.ndarray, labels: np.ndarray):
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from deeppainter.baselines import svm_classifier
+
+        return make_pipeline(StandardScaler(), svm_classifier(self.seed)).fit(self.descriptors[indices], labels[indices])
+
+    def fit_predict(self, fold: int, train_idx, test_idx, labels):
+        return self._fit(train_idx, labels).predict_proba(self.descriptors[test_idx]), {}, None
+
+    def save_final(self, labels: np.ndarray, path: Path) -> None:
+        from deeppainter.errors import UserError
+
+        raise UserError("--save-final-model is available for cae, the baselines and the backbones; "
+                        "the SVM-on-descriptor models are study models")

@@ -19,13 +19,16 @@ from deeppainter.runs import (atomic_write_csv, atomic_write_json, load_run_conf
                               read_json)
 
 CAE = "cae"
+# Study models: the frozen encoder's style descriptors (mean, std, Gram of each conv layer) → RBF SVM,
+# alone or beside the handcrafted features of deeppainter.features.
+ENCODER_SVMS = ("cae-svm", "cae-features-svm")
 
 
 def model_names() -> list[str]:
     from deeppainter.backbones import BACKBONES
     from deeppainter.baselines import BASELINES
 
-    return [CAE, *BASELINES, *BACKBONES]
+    return [CAE, *ENCODER_SVMS, *BASELINES, *BACKBONES]
 
 
 def parse_args(argv=None):
@@ -106,7 +109,7 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
 
     if args.model in BACKBONES:
         return BackboneModel(args.model, cfg, images, len(classes), args.seed, verbose=2 if args.verbose else 0)
-    if args.model != CAE:
+    if args.model not in (CAE, *ENCODER_SVMS):
         return crossval.BaselineModel(args.model, images, args.seed)
     if args.encoder is not None:
         encoder_path = resolve_encoder(args.encoder, cfg.data.image_size)
@@ -122,6 +125,9 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
                                        verbose=1 if args.verbose else 2)
         encoder_path = pretrain_dir / "encoder.keras"
     atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve())})
+    if args.model in ENCODER_SVMS:
+        return crossval.EncoderSVMModel(encoder_path, images, args.seed, run_dir / "cache",
+                                        with_image_features=args.model == "cae-features-svm")
     return crossval.EncoderHeadModel(encoder_path, cfg, images, len(classes), args.seed, run_dir / "cache",
                                      verbose=2 if args.verbose else 0)
 

@@ -101,6 +101,14 @@ def test_baseline_runs_in_the_same_folds(synthetic_painters, tmp_path):
     assert metrics["model"] == "pixels-svm" and metrics["n_images"] == 60
 
 
+def test_encoder_style_descriptors_with_svm(synthetic_painters, smoke_encoder, tmp_path):
+    (run_dir,) = run_cv10(tmp_path, synthetic_painters, "--model", "cae-svm", "--encoder", str(smoke_encoder))
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["model"] == "cae-svm" and metrics["accuracy_mean"] > 0.5
+    # mean + std + upper-triangular Gram for each conv layer of the 4/8-filter smoke encoder
+    assert np.load(run_dir / "cache" / "descriptors.npy").shape == (60, 4 + 4 + 10 + 8 + 8 + 36)
+
+
 @pytest.mark.parametrize("make_args, message", [
     (lambda d, e: ["--classes", "painter0"], "only one class"),
     (lambda d, e: ["--set", "cv.folds=30"], "fewer than 30 images"),
