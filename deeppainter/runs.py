@@ -150,7 +150,9 @@ def open_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
     atomic_write_json(run_dir / "config.json", {
         "command": command, "preset": preset, "seed": seed,
         "fingerprint": fingerprint(command, cfg, {**arguments, "seed": seed}),
-        "arguments": arguments, "config": config_lib.to_dict(cfg)})
+        "arguments": arguments, "config": config_lib.to_dict(cfg),
+        # How the run was started (not part of the fingerprint: --folds subsets share a run).
+        "command_line": " ".join(["python -m", f"deeppainter.{command}", *sys.argv[1:]])})
     atomic_write_json(run_dir / "env.json", env_info())
     return run_dir, False
 
