@@ -160,10 +160,8 @@ def _rgb_to_hsv(rgb):
     return hue, sat, vmax
 
 
-def _colour_features(rgb, weights, cells):
-    hue, sat, val = _flat(*_rgb_to_hsv(rgb))
-    n = rgb.shape[0]
-    flat_rgb = rgb.reshape(n, -1, 3)
+def _colour_features(flat_rgb, hsv, weights):
+    hue, sat, val = hsv
     parts = [_moments(np.ascontiguousarray(flat_rgb[:, :, c]), weights) for c in range(3)]
     parts += [_moments(sat, weights), _moments(val, weights)]
     # hue is circular: saturation-weighted mean direction and its concentration
@@ -176,8 +174,15 @@ def _colour_features(rgb, weights, cells):
     parts.append(_histogram(_bin(val, 8), weights, 8))
     joint = (_bin(hue, 8) * 3 + _bin(sat, 3)) * 3 + _bin(val, 3)
     parts.append(_histogram(joint, weights, 72))
-    # composition: brightness, saturation and warmth (R − B) on a 3×3 grid of the painting
+    return parts
+
+
+def _layout_features(flat_rgb, hsv, weights, cells):
+    """Composition: brightness, saturation and warmth (R − B) on a 3×3 grid of the painting."""
+    _, sat, val = hsv
+    n = flat_rgb.shape[0]
     warmth = flat_rgb[:, :, 0] - flat_rgb[:, :, 2]
+    parts = []
     cell_w = np.bincount((cells + 9 * np.arange(n)[:, None]).ravel(), weights.ravel(), n * 9)
     cell_w = np.maximum(cell_w.reshape(n, 9), EPS)
     for channel in (val, sat, warmth):
@@ -294,7 +299,8 @@ def _texture_features(gray, box):
     return parts
 
 
-def _chunk_features(images):
+def _chunk_groups(images):
+    """Feature blocks of a chunk by group name (see ``feature_groups``)."""
     n, h, w = images.shape[:3]
     box = content_box(images)
     ys, xs = np.arange(h), np.arange(w)
@@ -303,9 +309,34 @@ def _chunk_features(images):
     rgb = images.astype(np.float32) / 255.0
     gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     flat_gray = gray.reshape(n, -1)
-    parts = _colour_features(rgb, weights, cells)
-    parts += [_moments(flat_gray, weights, count=4), _histogram(_bin(flat_gray, 16), weights, 16)]
-    parts += _gradient_features(gray, box)
-    parts += _texture_features(gray, box)
-    out = np.concatenate(parts, axis=1)
+    flat_rgb, hsv = rgb.reshape(n, -1, 3), _flat(*_rgb_to_hsv(rgb))
+    groups = {
+        "colour": _colour_features(flat_rgb, hsv, weights),
+        "layout": _layout_features(flat_rgb, hsv, weights, cells),
+        "gray": [_moments(flat_gray, weights, count=4), _histogram(_bin(flat_gray, 16), weights, 16)],
+        "gradient": _gradient_features(gray, box),
+        "texture": _texture_features(gray, box),
+    }
+    return {name: np.concatenate(parts, axis=1) for name, parts in groups.items()}
+
+
+def _chunk_features(images):
+    out = np.concatenate(list(_chunk_groups(images).values()), axis=1)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def feature_groups() -> dict[str, slice]:
+    """Column ranges of the feature vector by group.
+
+    ``colour`` (global colour statistics and histograms: unchanged by flips and by
+    padding), ``layout`` (3×3 grid of brightness, saturation, warmth), ``gray``
+    (gray-level moments then histogram; column 0 is the mean gray level),
+    ``gradient`` (orientation histograms, magnitudes, edge density, coherence),
+    ``texture`` (LBP histograms).
+    """
+    groups = _chunk_groups(np.full((1, 16, 16, 3), 128, np.uint8))
+    out, start = {}, 0
+    for name, block in groups.items():
+        out[name] = slice(start, start + block.shape[1])
+        start += block.shape[1]
+    return out
