@@ -261,9 +261,19 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(data: dict) -> Config:
-    """Rebuild a Config from ``config.json`` (lists back to tuples)."""
-    cfg = Config()
+def changes_from_preset(cfg: Config, preset: str) -> dict[str, object]:
+    """``{"section.key": value}`` for every value that differs from the named preset.
+
+    This is a run's identity: fields added to the code later (at their defaults) do not change it.
+    """
+    base, current = to_dict(get_preset(preset)), to_dict(cfg)
+    return {f"{section}.{key}": value for section, values in current.items()
+            for key, value in values.items() if base[section].get(key) != value}
+
+
+def from_dict(data: dict, preset: str | None = None) -> Config:
+    """Rebuild a Config from ``config.json`` (lists back to tuples); missing fields come from ``preset``."""
+    cfg = get_preset(preset) if preset else Config()
     for section_name, values in data.items():
         if section_name not in _section_names(cfg):
             continue

@@ -25,17 +25,9 @@ TASKS = {
 
 def config_changes(record: dict) -> str:
     """The ``--set`` overrides a run used, as the difference between its config and its preset."""
-    preset = config_lib.to_dict(config_lib.get_preset(record["preset"]))
-    changes = []
-    for section, values in record["config"].items():
-        for key, value in values.items():
-            default = preset.get(section, {}).get(key)
-            if isinstance(default, tuple):
-                default = list(default)
-            if value != default:
-                shown = ",".join(map(str, value)) if isinstance(value, list) else value
-                changes.append(f"{section}.{key}={shown}")
-    return " ".join(changes)
+    cfg = config_lib.from_dict(record["config"], record["preset"])
+    changes = config_lib.changes_from_preset(cfg, record["preset"]).items()
+    return " ".join(f"{key}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for key, v in changes)
 
 
 def load_runs(runs_root: Path) -> tuple[list[dict], list[dict]]:

@@ -111,9 +111,9 @@ def env_info() -> dict:
     return info
 
 
-def fingerprint(command: str, cfg: config_lib.Config, arguments: dict) -> str:
-    payload = json.dumps({"command": command, "config": config_lib.to_dict(cfg), "arguments": arguments},
-                         sort_keys=True, default=str)
+def fingerprint(command: str, preset: str, cfg: config_lib.Config, arguments: dict) -> str:
+    payload = json.dumps({"command": command, "preset": preset, "arguments": arguments,
+                          "changes": config_lib.changes_from_preset(cfg, preset)}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -123,7 +123,7 @@ def find_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
     out_root = Path(out_root)
     if not out_root.is_dir():
         return None
-    wanted = fingerprint(command, cfg, {**arguments, "seed": seed})
+    wanted = fingerprint(command, preset, cfg, {**arguments, "seed": seed})
     for candidate in sorted(out_root.glob(f"*_{command}_{preset}_seed{seed}"), reverse=True):
         config_file = candidate / "config.json"
         if (config_file.is_file() and (candidate / "DONE").exists() == done
@@ -149,7 +149,7 @@ def open_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
     run_dir.mkdir(parents=True)
     atomic_write_json(run_dir / "config.json", {
         "command": command, "preset": preset, "seed": seed,
-        "fingerprint": fingerprint(command, cfg, {**arguments, "seed": seed}),
+        "fingerprint": fingerprint(command, preset, cfg, {**arguments, "seed": seed}),
         "arguments": arguments, "config": config_lib.to_dict(cfg),
         # How the run was started (not part of the fingerprint: --folds subsets share a run).
         "command_line": " ".join(["python -m", f"deeppainter.{command}", *sys.argv[1:]])})
@@ -163,4 +163,4 @@ def mark_done(run_dir: Path) -> None:
 
 def load_run_config(run_dir: Path) -> tuple[dict, config_lib.Config]:
     record = read_json(Path(run_dir) / "config.json")
-    return record, config_lib.from_dict(record["config"])
+    return record, config_lib.from_dict(record["config"], record["preset"])

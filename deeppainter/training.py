@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from deeppainter import distribute, plots
-from deeppainter.config import Config, DataConfig
+from deeppainter.config import Config, get_preset
 from deeppainter.models import build_autoencoder, make_optimizer
 from deeppainter.runs import atomic_write_json, read_json
 
@@ -185,8 +185,11 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
     from deeppainter.runs import atomic_write_csv, find_run, mark_done, open_run
 
     # Only what shapes the encoder identifies a pre-training run, so classifier-only studies share one.
-    cfg = Config(data=DataConfig(image_size=cfg.data.image_size, mode=cfg.data.mode, pad_color=cfg.data.pad_color,
-                                 cache_dir=cfg.data.cache_dir), model=cfg.model, pretrain=cfg.pretrain)
+    identity = get_preset(preset)
+    identity.model, identity.pretrain = cfg.model, cfg.pretrain
+    for name in ("image_size", "mode", "pad_color", "cache_dir"):
+        setattr(identity.data, name, getattr(cfg.data, name))
+    cfg = identity
     arguments = {"data": str(Path(data).resolve()), "exclude": sorted(exclude)}
     finished = find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True)
     if finished is not None:
