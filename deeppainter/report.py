@@ -63,9 +63,8 @@ def cv_table(runs: list[dict], relative_to: Path) -> pd.DataFrame:
             "classes": len(m["classes"]), "images": m["n_images"], "folds": m["n_folds"],
             **{metric: format_percent(m[f"{metric}_mean"], m[f"{metric}_std"]) for metric in METRICS},
             "acc 95% CI": "–".join(f"{100 * v:.1f}" for v in m["accuracy_ci95"]),
-            "wall (min)": f"{m.get('wall_seconds_folds', 0) / 60:.1f}", "device": device_of(run["env"]),
-            "run": f"[{run['dir'].name}]({link}/)", "confusion": f"![]({link}/confusion_matrix.png)"
-            if (run["dir"] / "confusion_matrix.png").exists() else "",
+            "CV wall (min)": f"{m.get('wall_seconds_folds', 0) / 60:.1f}", "device": device_of(run["env"]),
+            "run": f"[{run['dir'].name}]({link}/)",
         })
     return pd.DataFrame(rows)
 
@@ -117,9 +116,12 @@ def render(results_dir: Path) -> str:
         task_runs = [r for r in cv_runs if r["metrics"].get("task", "") == task]
         if not task_runs and not (task and PUBLISHED.get(task)):
             continue
-        parts.append(f"\n## {title}\n\n### Ours\n\n")
-        table = cv_table(sorted(task_runs, key=lambda r: -r["metrics"]["accuracy_mean"]), results_dir)
-        parts.append(markdown(table.drop(columns=["confusion"]) if not table.empty else table))
+        parts.append(f"\n## {title}\n")
+        ranked = sorted(task_runs, key=lambda r: -r["metrics"]["accuracy_mean"])
+        for heading, group in (("Ours: each model at its preset", [r for r in ranked if not r["changes"]]),
+                               ("Ours: ablations (one factor changed; see `changes`)", [r for r in ranked if r["changes"]])):
+            if group:
+                parts.append(f"\n### {heading}\n\n" + markdown(cv_table(group, results_dir)))
         if task:
             parts.append("\n### Published\n\n" + markdown(published_table(task)))
         if task_runs:
