@@ -2,7 +2,8 @@
 
 Without ``--encoder`` it first pre-trains an autoencoder with the same preset, then trains the
 frozen-encoder classifier in every fold and prints the paper's table beside ours.
-``python -m deeppainter.cv10 merge RUN_DIR...`` combines fold subsets run on different machines.
+``python -m deeppainter.cv10 merge RUN_DIR...`` combines fold subsets run on different machines;
+``python -m deeppainter.cv10 ensemble RUN_DIR...`` averages finished runs' probabilities fold by fold.
 """
 from __future__ import annotations
 
@@ -215,21 +216,29 @@ def run(args) -> Path:
     return run_dir
 
 
-def merge(argv) -> Path:
+def _subcommand_args(argv, name: str, description: str, what: str):
     import argparse
-    import shutil
 
-    parser = argparse.ArgumentParser(prog="python -m deeppainter.cv10 merge",
-                                     description="Combine cv10 runs of different --folds subsets into one result.")
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="cv10 run folders of the same configuration")
-    parser.add_argument("--out", type=Path, default=None, help="runs root for the merged run (default: first's parent)")
+    parser = argparse.ArgumentParser(prog=f"python -m deeppainter.cv10 {name}", description=description)
+    parser.add_argument("run_dirs", nargs="+", type=Path, help=what)
+    parser.add_argument("--out", type=Path, default=None, help="runs root for the new run (default: first's parent)")
     args = parser.parse_args(argv)
     records = []
     for run_dir in args.run_dirs:
         if not (run_dir / "config.json").is_file():
             raise UserError(f"{run_dir}: not a run folder (no config.json)")
         records.append(read_json(run_dir / "config.json"))
-    if len({r["fingerprint"] for r in records}) != 1 or records[0]["command"] != "cv10":
+    if any(r["command"] != "cv10" for r in records):
+        raise UserError(f"cv10 {name} takes cv10 run folders only")
+    return args, records
+
+
+def merge(argv) -> Path:
+    import shutil
+
+    args, records = _subcommand_args(argv, "merge", "Combine cv10 runs of different --folds subsets into one result.",
+                                     "cv10 run folders of the same configuration")
+    if len({r["fingerprint"] for r in records}) != 1:
         raise UserError("these runs differ in configuration or data (fingerprints differ); only subsets of one "
                         "cv10 configuration can be merged")
     seen: dict[int, Path] = {}
@@ -251,11 +260,47 @@ def merge(argv) -> Path:
     return merged
 
 
+def ensemble(argv) -> Path:
+    """Average the out-of-fold probabilities of finished runs that used the very same folds.
+
+    The weights are fixed (equal), so nothing is tuned on the test folds.
+    """
+    args, records = _subcommand_args(argv, "ensemble", ensemble.__doc__,
+                                     "finished cv10 run folders on the same images, classes, seed and folds")
+    frames = []
+    for run_dir in args.run_dirs:
+        if not (run_dir / "predictions.csv").is_file():
+            raise UserError(f"{run_dir}: no predictions.csv; only finished cv10 runs can be ensembled")
+        frames.append(pd.read_csv(run_dir / "predictions.csv").sort_values("path").reset_index(drop=True))
+    classes = records[0]["arguments"]["classes"]
+    for run_dir, record, frame in zip(args.run_dirs, records, frames):
+        if (record["arguments"]["classes"] != classes or record["seed"] != records[0]["seed"]
+                or not frame[["path", "fold"]].equals(frames[0][["path", "fold"]])):
+            raise UserError(f"{run_dir}: different images, classes, seed or folds than {args.run_dirs[0]}")
+    probability_columns = [f"prob_{c}" for c in classes]
+    combined = frames[0][["path", "true", "fold"]].copy()
+    combined[probability_columns] = sum(f[probability_columns].to_numpy() for f in frames) / len(frames)
+    combined.insert(2, "predicted", [classes[i] for i in combined[probability_columns].to_numpy().argmax(axis=1)])
+    name = "ensemble(" + "+".join(r["arguments"]["model"] for r in records) + ")"
+    first, cfg = load_run_config(args.run_dirs[0])
+    arguments = {**first["arguments"], "model": name, "ensemble_of": [str(d.resolve()) for d in args.run_dirs]}
+    run_dir, _ = open_run("cv10", first["preset"], first["seed"], cfg, arguments,
+                          args.out or args.run_dirs[0].parent, resume=False)
+    for fold, part in combined.groupby("fold"):
+        atomic_write_csv(crossval.fold_file(run_dir, int(fold)), part)
+    record, _ = load_run_config(run_dir)
+    finish(run_dir, record, cfg, [run_dir])
+    return run_dir
+
+
+SUBCOMMANDS = {"merge": merge, "ensemble": ensemble}
+
+
 @cli.entry_point
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "merge":
-        merge(argv[1:])
+    if argv and argv[0] in SUBCOMMANDS:
+        SUBCOMMANDS[argv[0]](argv[1:])
     else:
         run(parse_args(argv))
     return 0

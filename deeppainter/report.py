@@ -141,7 +141,7 @@ def render(results_dir: Path) -> str:
 @entry_point
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m deeppainter.report", description=__doc__)
-    parser.add_argument("--results", type=Path, default=Path("results"),
+    parser.add_argument("--results", "--out", type=Path, default=Path("results"),
                         help="results folder holding runs/; results/README.md is rewritten")
     args = parser.parse_args(argv)
     text = render(args.results)

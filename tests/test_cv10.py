@@ -95,10 +95,20 @@ def test_resume_skips_finished_folds_and_merge_combines_subsets(synthetic_painte
     assert merged_metrics["accuracy_mean"] == pytest.approx(full["accuracy_mean"], abs=1e-9)
 
 
-def test_baseline_runs_in_the_same_folds(synthetic_painters, tmp_path):
-    (run_dir,) = run_cv10(tmp_path, synthetic_painters, "--model", "pixels-svm")
-    metrics = read_json(run_dir / "metrics.json")
+def test_baselines_run_in_the_same_folds_and_ensemble(synthetic_painters, tmp_path):
+    (pixels,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "pixels-svm")
+    (knn,) = run_cv10(tmp_path / "b", synthetic_painters, "--model", "features-knn")
+    metrics = read_json(pixels / "metrics.json")
     assert metrics["model"] == "pixels-svm" and metrics["n_images"] == 60
+    cv10.main(["ensemble", str(pixels), str(knn), "--out", str(tmp_path / "c")])
+    (combined,) = (tmp_path / "c").glob("*_cv10_*")
+    assert read_json(combined / "metrics.json")["model"] == "ensemble(pixels-svm+features-knn)"
+    frames = [pd.read_csv(d / "predictions.csv").sort_values("path").reset_index(drop=True)
+              for d in (pixels, knn, combined)]
+    np.testing.assert_allclose(frames[2]["prob_painter1"], (frames[0]["prob_painter1"] + frames[1]["prob_painter1"]) / 2)
+    (other_seed,) = run_cv10(tmp_path / "d", synthetic_painters, "--model", "pixels-svm", "--seed", "1")
+    with pytest.raises(SystemExit):
+        cv10.main(["ensemble", str(pixels), str(other_seed)])
 
 
 def test_encoder_style_descriptors_with_svm(synthetic_painters, smoke_encoder, tmp_path):
