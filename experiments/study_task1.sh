@@ -4,6 +4,7 @@
 # stopped; finished ones are skipped (same fingerprint). Usage:
 #   bash experiments/study_task1.sh encoder     # factors that need their own pre-training
 #   bash experiments/study_task1.sh classifier  # baselines and classifier-side factors (share the encoder)
+#   bash experiments/study_task1.sh slow        # the uncached classifier factors and the RBM baselines
 set -uo pipefail
 base=(python -m deeppainter.cv10 --experiment experiments/cpu_3painters.toml)
 run() { echo "== $*"; "${base[@]}" "$@" || echo "FAILED: $*"; }
@@ -20,11 +21,15 @@ case "${1:-all}" in
     run --set data.mode=resize
     run --set pretrain.max_images=1000               # pool size 1,000 (all = 3,765 is the base run)
     run --set data.image_size=128
+    run --model cae-features-svm --set data.image_size=128
     ;;&
   classifier|all)
     for model in features-svm pixels-svm features-knn; do run --model "$model"; done
     run --set classifier.head=300,300                # [R21] Table II head
     run --set classifier.pooling=meanstd
+    run --model features-svm --set data.image_size=128
+    ;;&
+  slow|all)
     run --set classifier.augment=true --set classifier.epochs=20
     run --set classifier.fine_tune=true --set classifier.epochs=10
     for model in rbm-knn rbm-svm features-rbm-svm; do run --model "$model"; done  # slowest: ~2 min per fold
