@@ -16,8 +16,8 @@ from deeppainter import cli, crossval, evaluation, experiments
 from deeppainter.datasets import list_labelled, load_images, resolve_classes, sample_dir
 from deeppainter.errors import UserError
 from deeppainter.published import PUBLISHED, task_name
-from deeppainter.runs import (atomic_write_csv, atomic_write_json, load_run_config, mark_done, open_run,
-                              read_json)
+from deeppainter.runs import (atomic_write_csv, atomic_write_json, find_run, load_run_config, mark_done,
+                              open_run, read_json)
 
 CAE = "cae"
 # Study models: the frozen encoder's style descriptors (mean, std, Gram of each conv layer) → RBF SVM,
@@ -192,6 +192,12 @@ def run(args) -> Path:
                  "pretrain_data": str(args.pretrain_data.resolve()) if args.pretrain_data else "",
                  "pretrain_exclude": args.pretrain_exclude,
                  "experiment": args.experiment.stem if args.experiment else ""}
+    finished = find_run("cv10", args.preset, args.seed, cfg, arguments, args.out, done=True)
+    if finished is not None and (not args.save_final_model or (finished / "final_model.json").exists()):
+        # Every fold of this exact run is finished: nothing to train again (use another --seed or --out for a repeat).
+        print(f"already finished: {finished}")
+        print(pd.read_csv(finished / "paper_table.csv").fillna("").to_string(index=False))
+        return finished
     run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out)
     print(f"{'resuming' if resumed else 'writing'} cv10 run {run_dir}")
     images, ok = load_images(list(table["path"]), cfg.data, workers=args.workers,
