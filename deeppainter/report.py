@@ -112,6 +112,11 @@ def render(results_dir: Path) -> str:
              "Each run folder holds the exact configuration (`config.json`), environment (`env.json`), "
              "per-fold scores, predictions and plots. `changes` lists the config values that differ "
              "from the preset.\n"]
+    if any(r["record"]["arguments"].get("ensemble_of") for r in cv_runs):
+        parts.append("\n`ensemble(a+b)` rows average the out-of-fold probabilities of finished runs in the same "
+                     "folds with equal weights (`cv10 ensemble`). Nothing inside an ensemble is fitted on a test "
+                     "fold, but which runs to combine was chosen after their CV scores were known, and every "
+                     "ensemble tried is listed: read the best one as slightly optimistic.\n")
     for task, title in TASKS.items():
         task_runs = [r for r in cv_runs if r["metrics"].get("task", "") == task]
         if not task_runs and not (task and PUBLISHED.get(task)):
