@@ -5,5 +5,5 @@ set -uo pipefail
 run() { echo "== $*"; python -m deeppainter.cv10 "$@" || echo "FAILED: $*"; }
 for experiment in experiments/cpu_monet_renoir.toml experiments/cpu_10artists.toml; do
   run --experiment "$experiment"
-  for model in features-svm cae-features-svm pixels-svm; do run --experiment "$experiment" --model "$model"; done
+  for model in features-svm cae-svm pixels-svm cae-features-svm; do run --experiment "$experiment" --model "$model"; done
 done
