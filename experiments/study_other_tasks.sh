@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Tasks 2 and 4 (issue 9): the 10-artist task and the Monet / Renoir look-alike pair, CAE classifier
 # beside the strongest baselines in the same folds. Runs resume; finished ones are skipped.
+# On 2 CPU cores the SVMs on encoder descriptors (cae-svm, cae-features-svm) take about 10 min per fold
+# for the 10-artist task (4,441 images, 45 one-vs-one SVMs × grid search × calibration): run those on
+# a bigger machine or with --folds subsets + cv10 merge.
 set -uo pipefail
 run() { echo "== $*"; python -m deeppainter.cv10 "$@" || echo "FAILED: $*"; }
 for experiment in experiments/cpu_monet_renoir.toml experiments/cpu_10artists.toml; do
