@@ -52,3 +52,14 @@ def entry_point(main):
             raise SystemExit(130) from None
 
     return wrapper
+
+
+def command(run, parse_args):
+    """The ``main(argv=None)`` of an entry point whose whole job is ``run(parse_args(argv))``."""
+
+    @entry_point
+    def main(argv=None):
+        run(parse_args(argv))
+        return 0
+
+    return main

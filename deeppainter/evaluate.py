@@ -69,10 +69,7 @@ def run(args) -> Path:
     return run_dir
 
 
-@cli.entry_point
-def main(argv=None):
-    run(parse_args(argv))
-    return 0
+main = cli.command(run, parse_args)
 
 
 if __name__ == "__main__":

@@ -162,10 +162,7 @@ def run(args) -> Path:
     return folder
 
 
-@cli.entry_point
-def main(argv=None):
-    run(parse_args(argv))
-    return 0
+main = cli.command(run, parse_args)
 
 
 if __name__ == "__main__":

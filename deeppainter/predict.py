@@ -179,10 +179,7 @@ def run(args) -> Path:
     return csv_path
 
 
-@cli.entry_point
-def main(argv=None):
-    run(parse_args(argv))
-    return 0
+main = cli.command(run, parse_args)
 
 
 if __name__ == "__main__":
