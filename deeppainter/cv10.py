@@ -198,7 +198,10 @@ def run(args) -> Path:
         print(f"already finished: {finished}")
         print(pd.read_csv(finished / "paper_table.csv").fillna("").to_string(index=False))
         return finished
-    run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out)
+    if finished is not None:  # only the final model is missing: add it to the finished run
+        run_dir, resumed = finished, True
+    else:
+        run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out)
     print(f"{'resuming' if resumed else 'writing'} cv10 run {run_dir}")
     images, ok = load_images(list(table["path"]), cfg.data, workers=args.workers,
                              skipped_csv=run_dir / "skipped.csv")

@@ -87,6 +87,9 @@ def test_resume_skips_finished_folds_and_merge_combines_subsets(synthetic_painte
     metrics_stamp = os.stat(resumed / "metrics.json").st_mtime_ns
     assert run_cv10(tmp_path / "a", synthetic_painters, *encoder) == [resumed]  # finished: nothing retrained
     assert os.stat(resumed / "metrics.json").st_mtime_ns == metrics_stamp
+    # Asking for the final model afterwards adds it to the same run without redoing the folds.
+    assert run_cv10(tmp_path / "a", synthetic_painters, *encoder, "--save-final-model") == [resumed]
+    assert (resumed / "final_model.keras").exists() and os.stat(finished_fold).st_mtime_ns == stamp
 
     run_cv10(tmp_path / "b", synthetic_painters, *encoder, "--folds", "0")
     run_cv10(tmp_path / "c", synthetic_painters, *encoder, "--folds", "1,2")
