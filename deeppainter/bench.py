@@ -235,7 +235,9 @@ def labelled_images(data: Path, cfg: Config, per_class: int, seed: int):
     table = list_labelled(data, classes, min_per_class=cfg.cv.folds, max_per_class=per_class, seed=seed)
     images, ok = load_images(list(table["path"]), cfg.data, progress=False)
     names = sorted(table["label"].unique())
-    labels = table["label"][ok].map({c: i for i, c in enumerate(names)}).to_numpy()
+    from deeppainter import crossval
+
+    labels = crossval.label_indices(table["label"][ok], names)
     return images, labels
 
 

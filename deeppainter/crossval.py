@@ -19,8 +19,13 @@ from tqdm.auto import tqdm
 from deeppainter import distribute
 from deeppainter.config import Config
 from deeppainter.models import build_classifier, build_head, make_optimizer
-from deeppainter.runs import atomic_write_csv, atomic_write_json, read_json
+from deeppainter.runs import atomic_npy, atomic_write_csv, atomic_write_json, read_json
 from deeppainter.training import ArrayBatches
+
+
+def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Class names → integer targets in the order of ``classes`` (the softmax / probability columns)."""
+    return labels.map({name: index for index, name in enumerate(classes)}).to_numpy()
 
 
 def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -46,7 +51,7 @@ def fold_file(run_dir: Path, fold: int) -> Path:
 def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed: int, run_dir: Path,
                  only_folds: list[int] | None = None) -> pd.DataFrame:
     """Run (or resume) the folds and return every finished fold's out-of-fold predictions."""
-    labels = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    labels = label_indices(table["label"], classes)
     folds = make_folds(labels, cfg.cv.folds, seed)
     selected = only_folds if only_folds is not None else list(range(len(folds)))
     todo = [k for k in selected if not fold_file(run_dir, k).exists()]
@@ -102,21 +107,21 @@ class EncoderHeadModel:
         if feature_file.exists():
             return np.load(feature_file, mmap_mode="r")
         encoder = self.load_encoder()
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp_file = cache_dir / ".features.tmp.npy"
-        features = np.lib.format.open_memmap(tmp_file, mode="w+", dtype="float32",
-                                             shape=(len(self.images),) + tuple(encoder.output_shape[1:]))
         batches = ArrayBatches(self.images, np.arange(len(self.images)), batch_size=64, shuffle=False)
-        for index in tqdm(range(len(batches)), desc="encoding images once (frozen encoder)", unit="batch"):
-            rows = batches.batch_indices(index)
-            features[rows] = keras.ops.convert_to_numpy(encoder(batches.inputs(rows), training=False))
-        features.flush()
-        del features
-        tmp_file.replace(feature_file)
+        shape = (len(self.images),) + tuple(encoder.output_shape[1:])
+        with atomic_npy(feature_file, "float32", shape) as features:
+            for index in tqdm(range(len(batches)), desc="encoding images once (frozen encoder)", unit="batch"):
+                rows = batches.batch_indices(index)
+                features[rows] = keras.ops.convert_to_numpy(encoder(batches.inputs(rows), training=False))
         return np.load(feature_file, mmap_mode="r")
 
-    def build(self, seed: int) -> tuple[keras.Model, np.ndarray, float | None]:
-        """The trainable model, the array it reads and the scale applied to that array.
+    @property
+    def inputs(self) -> tuple[np.ndarray, float | None]:
+        """What the trainable model reads (cached features, or images) and the scale applied to it."""
+        return (self.features, None) if self.use_cache else (self.images, 1 / 255.0)
+
+    def build(self, seed: int) -> keras.Model:
+        """The trainable model: the head alone on cached features, else encoder + head.
 
         The head is initialised from ``seed`` after the encoder is loaded, so the cached and the
         uncached path start from identical weights.
@@ -126,15 +131,14 @@ class EncoderHeadModel:
         feature_shape = tuple(self.features.shape[1:]) if self.use_cache else tuple(encoder.output_shape[1:])
         keras.utils.set_random_seed(seed)
         head = build_head(feature_shape, cfg, self.num_classes)
-        if self.use_cache:
-            return head, self.features, None
-        return build_classifier(encoder, cfg, self.num_classes, head=head), self.images, 1 / 255.0
+        return head if self.use_cache else build_classifier(encoder, cfg, self.num_classes, head=head)
 
     @distribute.training_scope(config_of=lambda self, *args, **kwargs: self.cfg)
     def train(self, train_idx: np.ndarray, labels: np.ndarray, seed: int) -> tuple[keras.Model, pd.DataFrame]:
         cfg = self.cfg.classifier
         fit_idx, val_idx = inner_split(train_idx, labels, cfg.val_fraction, seed)
-        model, array, scale = self.build(seed)
+        model = self.build(seed)
+        array, scale = self.inputs
         model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                       jit_compile=distribute.jit_compile_option(cfg.jit_compile))
@@ -151,7 +155,7 @@ class EncoderHeadModel:
         return model, pd.DataFrame(history.history).rename_axis("epoch").reset_index()
 
     def predict(self, model: keras.Model, indices: np.ndarray) -> np.ndarray:
-        array, scale = (self.features, None) if self.use_cache else (self.images, 1 / 255.0)
+        array, scale = self.inputs
         batches = ArrayBatches(array, indices, batch_size=64, shuffle=False, scale=scale)
         return np.asarray(model.predict(batches, verbose=0), dtype="float64")
 
@@ -233,10 +237,8 @@ class EncoderSVMModel:
             from deeppainter.features import image_features
 
             descriptors = np.concatenate([descriptors, image_features(np.asarray(images))], axis=1)
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp_file = cache_file.with_suffix(".tmp.npy")
-        np.save(tmp_file, descriptors)
-        tmp_file.replace(cache_file)
+        with atomic_npy(cache_file, descriptors.dtype, descriptors.shape) as stored:
+            stored[:] = descriptors
         self.descriptors = descriptors
 
     def _fit(self, indices: np.ndarray, labels: np.ndarray):

@@ -214,7 +214,7 @@ def run(args) -> Path:
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:
-        labels = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+        labels = crossval.label_indices(table["label"], classes)
         neural = not isinstance(model, crossval.BaselineModel)
         path = run_dir / ("final_model.keras" if neural else "final_model.pkl")
         model.save_final(labels, path)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from deeppainter.config import DataConfig
 from deeppainter.errors import UserError
-from deeppainter.runs import atomic_write_csv
+from deeppainter.runs import atomic_npy, atomic_write_csv
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -125,22 +125,18 @@ def load_images(paths: list[str], cfg: DataConfig, workers: int = 2, progress: b
         status = json.loads(status_file.read_text())
     else:
         size = cfg.image_size
-        tmp_file = cache_dir / f".{key}.{os.getpid()}.npy"
-        images = np.lib.format.open_memmap(tmp_file, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+        with atomic_npy(array_file, np.uint8, (len(paths), size, size, 3)) as images:
 
-        def decode(index: int) -> str:
-            try:
-                images[index] = load_standardized(paths[index], size, cfg.mode, tuple(cfg.pad_color))
-                return ""
-            except UnreadableImage as exc:
-                return str(exc)
+            def decode(index: int) -> str:
+                try:
+                    images[index] = load_standardized(paths[index], size, cfg.mode, tuple(cfg.pad_color))
+                    return ""
+                except UnreadableImage as exc:
+                    return str(exc)
 
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            reasons = list(tqdm(pool.map(decode, range(len(paths))), total=len(paths), disable=not progress,
-                                desc=f"decoding {len(paths)} images at {size}px", unit="img"))
-        images.flush()
-        del images
-        os.replace(tmp_file, array_file)
+            with ThreadPoolExecutor(max(1, workers)) as pool:
+                reasons = list(tqdm(pool.map(decode, range(len(paths))), total=len(paths), disable=not progress,
+                                    desc=f"decoding {len(paths)} images at {size}px", unit="img"))
         status = {"reasons": reasons}
         status_file.write_text(json.dumps(status))
     reasons = status["reasons"]

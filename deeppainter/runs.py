@@ -6,6 +6,7 @@ and whatever the command adds. An unfinished run with the same fingerprint is re
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -35,6 +36,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_npy(path: Path, dtype, shape: tuple[int, ...]):
+    """A writable ``.npy`` memory-map that appears under ``path`` only when the block succeeds."""
+    import numpy
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    array = numpy.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+    try:
+        yield array
+        array.flush()
+    except BaseException:
+        del array
+        tmp.unlink(missing_ok=True)
+        raise
+    del array
+    os.replace(tmp, path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
