@@ -162,12 +162,15 @@ def open_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
         return unfinished, True
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     suffix = f"_{command}_{preset}_seed{seed}"
-    run_dir = out_root / f"{stamp}{suffix}"
+    out_root.mkdir(parents=True, exist_ok=True)
     counter = 1
-    while run_dir.exists():
-        counter += 1
-        run_dir = out_root / f"{stamp}-{counter}{suffix}"
-    run_dir.mkdir(parents=True)
+    while True:  # mkdir is the claim: two runs started in the same second get -2, -3, ... not a crash
+        run_dir = out_root / (f"{stamp}{suffix}" if counter == 1 else f"{stamp}-{counter}{suffix}")
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            counter += 1
     atomic_write_json(run_dir / "config.json", {
         "command": command, "preset": preset, "seed": seed,
         "fingerprint": fingerprint(command, preset, cfg, {**arguments, "seed": seed}),

@@ -42,3 +42,25 @@ def test_unknown_preset():
 def test_round_trip_through_dict():
     cfg = build_config("paper2016")
     assert config.from_dict(config.to_dict(cfg)) == cfg
+
+
+def test_runs_started_in_the_same_second_get_separate_folders(tmp_path, monkeypatch):
+    import datetime
+    import types
+
+    from deeppainter import runs
+
+    frozen = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+
+    class FrozenClock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    # Patch the clock the runs module sees only (not the datetime module every library shares).
+    monkeypatch.setattr(runs, "_dt", types.SimpleNamespace(datetime=FrozenClock, timezone=datetime.timezone))
+    cfg = build_config("smoke")
+    first, _ = runs.open_run("cv10", "smoke", 0, cfg, {"model": "a"}, tmp_path, resume=False)
+    second, _ = runs.open_run("cv10", "smoke", 0, cfg, {"model": "a"}, tmp_path, resume=False)
+    assert first.name == "20260102-030405_cv10_smoke_seed0"
+    assert second.name == "20260102-030405-2_cv10_smoke_seed0"
