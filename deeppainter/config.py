@@ -18,6 +18,9 @@ class DataConfig:
     image_size: int = 256  # [P16] §1 and [R21] §2: 256×256 inputs
     mode: str = "pad"  # [R21] §2: zero-pad to square, then resize (pad | crop | resize)
     pad_color: tuple[int, ...] = (0, 0, 0)  # [R21] §2: zeros
+    # ASSUMPTION: off. True cuts dark bars an earlier padding left (wikiart14 is pre-padded) before
+    # `mode` applies, so crop / resize see the painting itself (the standardisation ablation).
+    trim_bars: bool = False
     classes: tuple[str, ...] = ()  # empty = every class folder
     min_per_class: int = 10  # one image per fold at least for 10-fold CV
     max_per_class: int = 0  # 0 = no cap; ASSUMPTION: cap used only for quick studies
@@ -60,6 +63,10 @@ class ClassifierConfig:
     fine_tune: bool = False  # [R21] §2: fine-tuning collapsed the encoder; frozen by default
     augment: bool = False  # flips and small rotations; disables the feature cache
     class_weights: bool = False
+    # Study model `stack` (deeppainter.stacking). ASSUMPTION: one handcrafted and one learned member,
+    # combined by a logistic regression fitted on 3 inner folds of the training folds.
+    stack_members: tuple[str, ...] = ("features-svm", "cae-svm")
+    stack_folds: int = 3
     epochs: int = 50  # ASSUMPTION: upper bound, early stopping on an inner validation split
     batch_size: int = 32  # ASSUMPTION
     optimizer: str = "adam"  # ASSUMPTION: neither paper says
@@ -215,6 +222,8 @@ def _section_names(cfg: Config) -> set[str]:
     return {f.name for f in dataclasses.fields(cfg)}
 
 
+STACK_MEMBERS = ("features-svm", "cae-svm", "pixels-svm")  # what deeppainter.stacking can combine
+
 CHOICES = {
     "data.mode": ("pad", "crop", "resize"),
     "model.unpooling": ("upsample", "maxunpool"),
@@ -247,6 +256,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError("pretrain.denoise_rate must be in [0, 1)")
     if cfg.cv.folds < 2:
         raise ConfigError("cv.folds must be at least 2")
+    members = cfg.classifier.stack_members
+    if len(members) < 2 or len(set(members)) < len(members) or not set(members) <= set(STACK_MEMBERS):
+        raise ConfigError(f"classifier.stack_members={','.join(members)}: give two or more different members "
+                          f"from: {', '.join(STACK_MEMBERS)}")
+    if cfg.classifier.stack_folds < 2:
+        raise ConfigError("classifier.stack_folds must be at least 2")
 
 
 def build_config(preset: str, overrides: typing.Iterable[str] = ()) -> Config:

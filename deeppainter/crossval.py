@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from deeppainter import distribute
 from deeppainter.config import Config
 from deeppainter.models import build_classifier, build_head, make_optimizer
-from deeppainter.runs import atomic_npy, atomic_write_csv, atomic_write_json, read_json
+from deeppainter.runs import atomic_npy, atomic_write_csv, atomic_write_json, cached_npy, read_json
 from deeppainter.training import ArrayBatches
 
 
@@ -227,19 +227,17 @@ class EncoderSVMModel:
     def __init__(self, encoder_path: Path, images: np.ndarray, seed: int, cache_dir: Path,
                  with_image_features: bool = False):
         self.seed = seed
-        cache_file = Path(cache_dir) / f"descriptors{'_features' if with_image_features else ''}.npy"
-        if cache_file.exists():
-            self.descriptors = np.load(cache_file)
-            return
-        encoder = keras.models.load_model(encoder_path, compile=False)
-        descriptors = encoder_descriptors(encoder, images)
-        if with_image_features:
+
+        def compute() -> np.ndarray:
+            descriptors = encoder_descriptors(keras.models.load_model(encoder_path, compile=False), images)
+            if not with_image_features:
+                return descriptors
             from deeppainter.features import image_features
 
-            descriptors = np.concatenate([descriptors, image_features(np.asarray(images))], axis=1)
-        with atomic_npy(cache_file, descriptors.dtype, descriptors.shape) as stored:
-            stored[:] = descriptors
-        self.descriptors = descriptors
+            return np.concatenate([descriptors, image_features(np.asarray(images))], axis=1)
+
+        cache_file = Path(cache_dir) / f"descriptors{'_features' if with_image_features else ''}.npy"
+        self.descriptors = cached_npy(cache_file, compute)
 
     def _fit(self, indices: np.ndarray, labels: np.ndarray):
         from sklearn.pipeline import make_pipeline
@@ -251,9 +249,3 @@ class EncoderSVMModel:
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
         return self._fit(train_idx, labels).predict_proba(self.descriptors[test_idx]), {}, None
-
-    def save_final(self, labels: np.ndarray, path: Path) -> None:
-        from deeppainter.errors import UserError
-
-        raise UserError("--save-final-model is available for cae, the baselines and the backbones; "
-                        "the SVM-on-descriptor models are study models")

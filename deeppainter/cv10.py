@@ -18,18 +18,20 @@ from deeppainter.errors import UserError
 from deeppainter.published import PUBLISHED, task_name
 from deeppainter.runs import (atomic_write_csv, atomic_write_json, find_run, load_run_config, mark_done,
                               open_run, read_json)
+from deeppainter.stacking import STACK, StackModel, uses_encoder
 
 CAE = "cae"
 # Study models: the frozen encoder's style descriptors (mean, std, Gram of each conv layer) → RBF SVM,
-# alone or beside the handcrafted features of deeppainter.features.
+# alone or beside the handcrafted features of deeppainter.features; and the stack of SVM members.
 ENCODER_SVMS = ("cae-svm", "cae-features-svm")
+STUDY_MODELS = (*ENCODER_SVMS, STACK)
 
 
 def model_names() -> list[str]:
     from deeppainter.backbones import BACKBONES
     from deeppainter.baselines import BASELINES
 
-    return [CAE, *ENCODER_SVMS, *BASELINES, *BACKBONES]
+    return [CAE, *STUDY_MODELS, *BASELINES, *BACKBONES]
 
 
 def parse_args(argv=None):
@@ -39,8 +41,10 @@ def parse_args(argv=None):
     parser.add_argument("--classes", default="",
                         help="comma-separated class folders to use, or largest:N for the N largest; default: all")
     parser.add_argument("--model", default=CAE, choices=model_names(),
-                        help="cae = pre-trained encoder + dense head (DeepPainter); the others are the "
-                             "paper's Table 1 baselines run in the same folds")
+                        help="cae = pre-trained encoder + dense head (DeepPainter); cae-svm / cae-features-svm = "
+                             "encoder style descriptors + SVM; stack = classifier.stack_members combined by a "
+                             "logistic regression fitted inside the training folds; the others are the "
+                             "paper's Table 1 baselines and transfer backbones, run in the same folds")
     parser.add_argument("--weights", type=Path, default=None,
                         help="backbone models only: local ImageNet weights file (e.g. "
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5); default: random init")
@@ -110,7 +114,10 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
 
     if args.model in BACKBONES:
         return BackboneModel(args.model, cfg, images, len(classes), args.seed, verbose=2 if args.verbose else 0)
-    if args.model not in (CAE, *ENCODER_SVMS):
+    needs_encoder = args.model in (CAE, *ENCODER_SVMS) or (args.model == STACK and uses_encoder(cfg))
+    if args.model == STACK and not needs_encoder:
+        return StackModel(cfg, images, args.seed, run_dir / "cache")
+    if not needs_encoder:
         return crossval.BaselineModel(args.model, images, args.seed)
     if args.encoder is not None:
         encoder_path = resolve_encoder(args.encoder, cfg.data.image_size)
@@ -126,6 +133,8 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
                                        verbose=1 if args.verbose else 2)
         encoder_path = pretrain_dir / "encoder.keras"
     atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve())})
+    if args.model == STACK:
+        return StackModel(cfg, images, args.seed, run_dir / "cache", encoder_path)
     if args.model in ENCODER_SVMS:
         return crossval.EncoderSVMModel(encoder_path, images, args.seed, run_dir / "cache",
                                         with_image_features=args.model == "cae-features-svm")
@@ -187,6 +196,9 @@ def run(args) -> Path:
     if len(classes) < 2:
         raise UserError(f"--data {data}: only one class ({classes[0]}); cross validation needs at least two")
     only_folds = parse_folds(args.folds, cfg.cv.folds)
+    if args.save_final_model and args.model in STUDY_MODELS:
+        raise UserError(f"--save-final-model is available for cae, the baselines and the backbones; "
+                        f"{args.model} is a study model (drop --save-final-model)")
     arguments = {"data": str(data.resolve()), "classes": classes, "model": args.model,
                  "encoder": str(args.encoder.resolve()) if args.encoder else "",
                  "pretrain_data": str(args.pretrain_data.resolve()) if args.pretrain_data else "",
@@ -220,7 +232,7 @@ def run(args) -> Path:
         model.save_final(labels, path)
         atomic_write_json(run_dir / "final_model.json", {
             "path": path.name, "model": args.model, "classes": classes, "image_size": cfg.data.image_size,
-            "mode": cfg.data.mode, "pad_color": list(cfg.data.pad_color)})
+            "mode": cfg.data.mode, "pad_color": list(cfg.data.pad_color), "trim_bars": cfg.data.trim_bars})
         print(f"final model trained on all {len(table)} images: {path}")
     return run_dir
 

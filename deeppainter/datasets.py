@@ -101,7 +101,8 @@ def default_cache_dir() -> Path:
 
 def _cache_key(paths: list[str], cfg: DataConfig) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([cfg.image_size, cfg.mode, list(cfg.pad_color)]).encode())
+    settings = [cfg.image_size, cfg.mode, list(cfg.pad_color)] + (["trim_bars"] if cfg.trim_bars else [])
+    digest.update(json.dumps(settings).encode())
     for path in paths:
         stat = os.stat(path)
         digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
@@ -129,7 +130,8 @@ def load_images(paths: list[str], cfg: DataConfig, workers: int = 2, progress: b
 
             def decode(index: int) -> str:
                 try:
-                    images[index] = load_standardized(paths[index], size, cfg.mode, tuple(cfg.pad_color))
+                    images[index] = load_standardized(paths[index], size, cfg.mode, tuple(cfg.pad_color),
+                                                       cfg.trim_bars)
                     return ""
                 except UnreadableImage as exc:
                     return str(exc)

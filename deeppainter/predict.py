@@ -37,6 +37,7 @@ class FinalModel:
     mode: str
     pad_color: tuple[int, int, int]
     model: object  # a keras.Model ([0, 1] floats in) or a fitted scikit-learn pipeline (uint8 in)
+    trim_bars: bool = False
 
     @property
     def is_neural(self) -> bool:
@@ -77,7 +78,7 @@ def load_final_model(run_dir: Path) -> FinalModel:
 
         model = keras.models.load_model(path, compile=False)
     return FinalModel(run_dir, meta["model"], list(meta["classes"]), int(meta["image_size"]), meta["mode"],
-                      tuple(meta["pad_color"]), model)
+                      tuple(meta["pad_color"]), model, bool(meta.get("trim_bars", False)))
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -107,7 +108,7 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
         try:
             if not Path(path).is_file():
                 raise UnreadableImage(path, "no such file")
-            images.append(load_standardized(path, final.image_size, final.mode, final.pad_color))
+            images.append(load_standardized(path, final.image_size, final.mode, final.pad_color, final.trim_bars))
             reasons.append("")
         except (UnreadableImage, OSError) as exc:
             reasons.append(getattr(exc, "reason", str(exc)))

@@ -58,6 +58,19 @@ def atomic_npy(path: Path, dtype, shape: tuple[int, ...]):
     os.replace(tmp, path)
 
 
+def cached_npy(path: Path, compute):
+    """``compute()`` once, stored atomically at ``path`` (an array); later calls read the file instead."""
+    import numpy
+
+    path = Path(path)
+    if path.exists():
+        return numpy.load(path)
+    array = numpy.asarray(compute())
+    with atomic_npy(path, array.dtype, array.shape) as stored:
+        stored[:] = array
+    return array
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

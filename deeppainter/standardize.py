@@ -7,8 +7,9 @@ Library
   composited onto ``pad_color`` here, so every caller gets RGB. With ``size_hint`` a JPEG is
   decoded at 1/2, 1/4 or 1/8 scale (``draft``) while both sides stay ≥ ``size_hint``.
   Raises ``UnreadableImage`` (a ``UserError``) naming the file and a short reason.
-- ``standardize_image(image, size=256, mode="pad", pad_color=(0, 0, 0))`` → RGB ``size``×``size``.
-- ``load_standardized(path, size, mode="pad", pad_color=(0, 0, 0))`` → uint8 array (size, size, 3).
+- ``standardize_image(image, size=256, mode="pad", pad_color=(0, 0, 0), trim_bars=False)`` → RGB
+  ``size``×``size``; ``trim_bars`` first cuts the dark bars of an earlier padding.
+- ``load_standardized(path, size, mode="pad", pad_color=(0, 0, 0), trim_bars=False)`` → uint8 array (size, size, 3).
 - ``standardize_tree(src, dst, ...)`` → summary dict; writes DST/manifest.csv, DST/skipped.csv
   and DST/standardize.json.
 
@@ -41,6 +42,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deeppainter.errors import UserError
+from deeppainter.features import content_box
 from deeppainter.runs import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 MODES = ("pad", "crop", "resize")
@@ -188,12 +190,20 @@ def _resample(image: Image.Image, new_size: tuple[int, int], box=None) -> Image.
                         box=box, reducing_gap=REDUCING_GAP if downscale else None)
 
 
+def trim_dark_bars(image: Image.Image) -> Image.Image:
+    """Cut the near-black bars an earlier zero-padding left around a painting (see features.content_box)."""
+    top, bottom, left, right = (int(v) for v in content_box(np.asarray(image)[None])[0])
+    return image if (top, left, bottom, right) == (0, 0, image.height, image.width) else image.crop(
+        (left, top, right, bottom))
+
+
 def standardize_image(image: Image.Image, size: int = 256, mode: str = "pad",
-                      pad_color: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+                      pad_color: tuple[int, int, int] = (0, 0, 0), trim_bars: bool = False) -> Image.Image:
     """Return an RGB ``size``×``size`` image.
 
     pad: scale the long side to ``size`` keeping the aspect, centre on a ``pad_color`` square.
     crop: scale the short side to ``size``, keep the centre square. resize: ignore the aspect.
+    ``trim_bars`` first cuts dark bars from an earlier padding, so the mode acts on the painting.
     """
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -202,6 +212,8 @@ def standardize_image(image: Image.Image, size: int = 256, mode: str = "pad",
     size = int(size)
     pad_color = _check_pad_color(pad_color)
     image = to_rgb(image, pad_color)
+    if trim_bars:
+        image = trim_dark_bars(image)
     width, height = image.size
     if mode == "resize":
         return _resample(image, (size, size))
@@ -220,9 +232,9 @@ def standardize_image(image: Image.Image, size: int = 256, mode: str = "pad",
     return canvas
 
 
-def load_standardized(path, size: int, mode: str = "pad", pad_color=(0, 0, 0)) -> np.ndarray:
+def load_standardized(path, size: int, mode: str = "pad", pad_color=(0, 0, 0), trim_bars: bool = False) -> np.ndarray:
     """Decode ``path`` (JPEG draft-decoded near ``size``) → uint8 array of shape (size, size, 3)."""
-    image = standardize_image(open_image(path, size_hint=size, pad_color=pad_color), size, mode, pad_color)
+    image = standardize_image(open_image(path, size_hint=size, pad_color=pad_color), size, mode, pad_color, trim_bars)
     return np.asarray(image, dtype=np.uint8).copy()
 
 

@@ -125,12 +125,39 @@ def test_encoder_style_descriptors_with_svm(synthetic_painters, smoke_encoder, t
     assert np.load(run_dir / "cache" / "descriptors.npy").shape == (60, 4 + 4 + 10 + 8 + 8 + 36)
 
 
+def test_stack_learns_member_weights_inside_training_folds(synthetic_painters, smoke_encoder, tmp_path):
+    (run_dir,) = run_cv10(tmp_path, synthetic_painters, "--model", "stack", "--encoder", str(smoke_encoder))
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["model"] == "stack" and metrics["accuracy_mean"] > 0.5
+    for fold in metrics["fold_details"]:
+        assert fold["weight_features-svm"] + fold["weight_cae-svm"] == pytest.approx(1.0)
+
+
+def test_stack_never_reads_the_test_fold_labels(synthetic_painters, tmp_path):
+    from deeppainter.stacking import StackModel
+
+    cfg = config.build_config("smoke", ["classifier.stack_members=features-svm,pixels-svm"])
+    table = list_labelled(synthetic_painters, [], min_per_class=3)
+    images, _ = load_images(list(table["path"]), cfg.data, progress=False)
+    labels = crossval.label_indices(table["label"], sorted(table["label"].unique()))
+    train_idx, test_idx = crossval.make_folds(labels, 3, seed=0)[0]
+    model = StackModel(cfg, images, seed=0, cache_dir=tmp_path)
+    probabilities, weights, _ = model.fit_predict(0, train_idx, test_idx, labels)
+    scrambled = labels.copy()
+    scrambled[test_idx] = np.random.default_rng(0).permutation(3)[labels[test_idx]]  # relabel the test fold only
+    again, _, _ = model.fit_predict(0, train_idx, test_idx, scrambled)
+    np.testing.assert_array_equal(probabilities, again)
+    assert probabilities.shape == (len(test_idx), 3) and set(weights) == {"weight_features-svm", "weight_pixels-svm"}
+
+
 @pytest.mark.parametrize("make_args, message", [
     (lambda d, e: ["--classes", "painter0"], "only one class"),
     (lambda d, e: ["--set", "cv.folds=30"], "fewer than 30 images"),
     (lambda d, e: ["--encoder", str(e), "--set", "data.image_size=16"], "expects 32px images"),
     (lambda d, e: ["--folds", "0,9"], "must be in 0..2"),
     (lambda d, e: ["--encoder", str(d)], "no such encoder.keras"),
+    (lambda d, e: ["--model", "stack", "--set", "classifier.stack_members=features-svm"], "two or more"),
+    (lambda d, e: ["--model", "stack", "--save-final-model"], "study model"),
 ])
 def test_bad_inputs_give_one_line_errors(synthetic_painters, smoke_encoder, tmp_path, capsys, make_args, message):
     with pytest.raises(SystemExit) as exit_info:

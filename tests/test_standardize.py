@@ -81,6 +81,22 @@ def test_crop_keeps_the_centre_and_resize_keeps_everything():
     assert close(resized[0, 30], RED) and close(resized[59, 30], RED)  # no bars
 
 
+@pytest.mark.parametrize("mode", ["crop", "resize"])
+def test_trim_bars_lets_crop_and_resize_see_the_painting_not_the_old_padding(mode):
+    padded = standardize_image(Image.new("RGB", (200, 100), RED), 128, "pad")  # wikiart14-style bars
+    assert close(np.asarray(padded)[5, 64], (0, 0, 0))
+    untrimmed = np.asarray(standardize_image(padded, 64, mode))
+    trimmed = np.asarray(standardize_image(padded, 64, mode, trim_bars=True))
+    assert close(untrimmed[0, 32], (0, 0, 0))  # without trimming the old bars survive
+    assert all(close(trimmed[y, x], RED) for y in (0, 32, 63) for x in (0, 32, 63))
+
+
+def test_trim_bars_leaves_a_painting_without_bars_alone():
+    image = stripes(90, 60)
+    assert np.array_equal(np.asarray(standardize_image(image, 32, "pad", trim_bars=True)),
+                          np.asarray(standardize_image(image, 32, "pad")))
+
+
 def test_unknown_mode_is_a_user_error():
     with pytest.raises(UserError, match="mode"):
         standardize_image(Image.new("RGB", (4, 4)), 8, "stretch")
