@@ -69,6 +69,12 @@ def cv_table(runs: list[dict], relative_to: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def stack_weights(metrics: dict) -> str:
+    """``member 0.62, member 0.38``: each member's share of the combiner weights, averaged over folds."""
+    shares = pd.DataFrame(metrics.get("fold_details", [])).filter(like="weight_").mean()
+    return ", ".join(f"{name.removeprefix('weight_')} {share:.2f}" for name, share in shares.items())
+
+
 def published_table(task: str) -> pd.DataFrame:
     return pd.DataFrame([{"source": source, "model": model,
                           **{metric: f"{values[metric]:.2f}" if metric in values else "" for metric in METRICS}}
@@ -117,6 +123,12 @@ def render(results_dir: Path) -> str:
                      "folds with equal weights (`cv10 ensemble`). Nothing inside an ensemble is fitted on a test "
                      "fold, but which runs to combine was chosen after their CV scores were known, and every "
                      "ensemble tried is listed: read the best one as slightly optimistic.\n")
+    stacks = [r for r in cv_runs if r["metrics"]["model"] == "stack"]
+    if stacks:
+        parts.append("\n`stack` rows are the honest form of an ensemble (`--model stack`): in every outer fold a "
+                     "logistic regression learns how to combine the members' probabilities from inner folds of "
+                     "the training folds only. Mean share of the combiner's weight per member: "
+                     + "; ".join(f"`{r['dir'].name}` {stack_weights(r['metrics'])}" for r in stacks) + ".\n")
     for task, title in TASKS.items():
         task_runs = [r for r in cv_runs if r["metrics"].get("task", "") == task]
         if not task_runs and not (task and PUBLISHED.get(task)):
@@ -129,10 +141,12 @@ def render(results_dir: Path) -> str:
                 parts.append(f"\n### {heading}\n\n" + markdown(cv_table(group, results_dir)))
         if task:
             parts.append("\n### Published\n\n" + markdown(published_table(task)))
-        if task_runs:
-            best = max(task_runs, key=lambda r: r["metrics"]["accuracy_mean"])
+        selected_in_training = [r for r in task_runs if not r["record"]["arguments"].get("ensemble_of")]
+        if selected_in_training:
+            best = max(selected_in_training, key=lambda r: r["metrics"]["accuracy_mean"])
             pairs = "; ".join(f"{p['pair']} ({p['confusions']})" for p in best["metrics"]["most_confused"][:3])
-            parts.append(f"\nBest run: `{best['dir'].name}`. Most confused pairs there: {pairs}.\n\n"
+            parts.append(f"\nBest run (post-hoc ensembles left out): `{best['dir'].name}` "
+                         f"({best['metrics']['model']}). Most confused pairs there: {pairs}.\n\n"
                          f"![confusion matrix of the best run]({best['dir'].relative_to(results_dir).as_posix()}"
                          f"/confusion_matrix.png)\n")
     parts.append("\n## Autoencoder pre-training\n\n" + markdown(pretrain_table(pretrain_runs, results_dir)))

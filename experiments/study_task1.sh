@@ -17,11 +17,15 @@ case "${1:-all}" in
     run --set model.unpooling=maxunpool              # [P16] true max-unpooling instead of UpSampling2D
     run --set pretrain.denoise=none
     run --set pretrain.denoise=per_epoch             # [P16] one mask per image per epoch
-    run --set data.mode=crop
-    run --set data.mode=resize
+    run --set data.mode=crop                         # = pad on wikiart14: its images are already padded squares
+    # Standardisation ablation on the paintings themselves: cut the old bars first, then pad / crop / resize.
+    run --set data.trim_bars=true
+    run --set data.trim_bars=true --set data.mode=crop
+    run --set data.trim_bars=true --set data.mode=resize
     run --set pretrain.max_images=1000               # pool size 1,000 (all = 3,765 is the base run)
     run --set data.image_size=128
     run --model cae-features-svm --set data.image_size=128
+    run --model stack                                # features-svm + cae-svm, combiner fitted in training folds
     ;;&
   classifier|all)
     for model in features-svm pixels-svm features-knn; do run --model "$model"; done

@@ -14,3 +14,10 @@ def test_report_regenerates_tables_from_run_folders(tmp_path):
     assert "classifier.head=8" in text  # the override is shown, not hidden
     assert "96.52" in text and "73.00" in text  # published rows beside ours
     assert run_dir.name in text and "reconstructions.png" in text
+    assert f"Best run (post-hoc ensembles left out): `{run_dir.name}`" in text
+
+
+def test_stack_weights_are_averaged_over_folds():
+    metrics = {"fold_details": [{"fold": 0, "weight_features-svm": 0.7, "weight_cae-svm": 0.3},
+                                {"fold": 1, "weight_features-svm": 0.5, "weight_cae-svm": 0.5}]}
+    assert report.stack_weights(metrics) == "features-svm 0.60, cae-svm 0.40"
