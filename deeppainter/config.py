@@ -67,6 +67,9 @@ class ClassifierConfig:
     # combined by a logistic regression fitted on 3 inner folds of the training folds.
     stack_members: tuple[str, ...] = ("features-svm", "cae-svm")
     stack_folds: int = 3
+    # ASSUMPTION: "none" = the plain scaled RBF SVM of the baselines; "sqrt" / "select" add power
+    # normalisation to every SVM on features (deeppainter.baselines).
+    svm_power: str = "none"
     epochs: int = 50  # ASSUMPTION: upper bound, early stopping on an inner validation split
     batch_size: int = 32  # ASSUMPTION
     optimizer: str = "adam"  # ASSUMPTION: neither paper says
@@ -232,6 +235,7 @@ CHOICES = {
     "pretrain.denoise": ("none", "per_batch", "per_epoch"),
     "classifier.pooling": ("flatten", "avg", "meanstd"),
     "classifier.optimizer": ("adam", "sgd", "rmsprop"),
+    "classifier.svm_power": ("none", "sqrt", "select"),
     "pretrain.jit_compile": ("auto", "true", "false"),
     "classifier.jit_compile": ("auto", "true", "false"),
 }

@@ -176,13 +176,13 @@ class EncoderHeadModel:
 class BaselineModel:
     """A scikit-learn baseline (deeppainter.baselines) evaluated in exactly the same folds."""
 
-    def __init__(self, name: str, images: np.ndarray, seed: int):
-        self.name, self.images, self.seed = name, images, seed
+    def __init__(self, name: str, images: np.ndarray, seed: int, svm_power: str = "none"):
+        self.name, self.images, self.seed, self.svm_power = name, images, seed, svm_power
 
     def _fit(self, indices: np.ndarray, labels: np.ndarray):
         from deeppainter.baselines import build_baseline
 
-        estimator = build_baseline(self.name, seed=self.seed)
+        estimator = build_baseline(self.name, seed=self.seed, power=self.svm_power)
         return estimator.fit(np.asarray(self.images[indices]), labels[indices])
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
@@ -225,8 +225,8 @@ class EncoderSVMModel:
     """Frozen-encoder style descriptors (optionally beside the handcrafted features) → scaled RBF SVM."""
 
     def __init__(self, encoder_path: Path, images: np.ndarray, seed: int, cache_dir: Path,
-                 with_image_features: bool = False):
-        self.seed = seed
+                 with_image_features: bool = False, svm_power: str = "none"):
+        self.seed, self.svm_power = seed, svm_power
 
         def compute() -> np.ndarray:
             descriptors = encoder_descriptors(keras.models.load_model(encoder_path, compile=False), images)
@@ -240,12 +240,11 @@ class EncoderSVMModel:
         self.descriptors = cached_npy(cache_file, compute)
 
     def _fit(self, indices: np.ndarray, labels: np.ndarray):
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+        from sklearn.pipeline import Pipeline
 
-        from deeppainter.baselines import svm_classifier
+        from deeppainter.baselines import scaled_svm_steps
 
-        return make_pipeline(StandardScaler(), svm_classifier(self.seed)).fit(self.descriptors[indices], labels[indices])
+        return Pipeline(scaled_svm_steps(self.seed, self.svm_power)).fit(self.descriptors[indices], labels[indices])
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
         return self._fit(train_idx, labels).predict_proba(self.descriptors[test_idx]), {}, None

@@ -118,7 +118,7 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
     if args.model == STACK and not needs_encoder:
         return StackModel(cfg, images, args.seed, run_dir / "cache")
     if not needs_encoder:
-        return crossval.BaselineModel(args.model, images, args.seed)
+        return crossval.BaselineModel(args.model, images, args.seed, cfg.classifier.svm_power)
     if args.encoder is not None:
         encoder_path = resolve_encoder(args.encoder, cfg.data.image_size)
     else:
@@ -137,7 +137,8 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
         return StackModel(cfg, images, args.seed, run_dir / "cache", encoder_path)
     if args.model in ENCODER_SVMS:
         return crossval.EncoderSVMModel(encoder_path, images, args.seed, run_dir / "cache",
-                                        with_image_features=args.model == "cae-features-svm")
+                                        with_image_features=args.model == "cae-features-svm",
+                                        svm_power=cfg.classifier.svm_power)
     return crossval.EncoderHeadModel(encoder_path, cfg, images, len(classes), args.seed, run_dir / "cache",
                                      verbose=2 if args.verbose else 0)
 

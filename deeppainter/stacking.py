@@ -26,9 +26,8 @@ from sklearn.ensemble import StackingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
-from deeppainter.baselines import build_baseline, downsample_pixels, svm_classifier
+from deeppainter.baselines import build_baseline, downsample_pixels, scaled_svm_steps
 from deeppainter.config import Config
 from deeppainter.runs import cached_npy
 
@@ -53,17 +52,18 @@ def member_inputs(name: str, images: np.ndarray, seed: int, cache_dir: Path, enc
     return downsample_pixels(np.asarray(images))
 
 
-def member_classifier(name: str, columns: np.ndarray, seed: int) -> Pipeline:
+def member_classifier(name: str, columns: np.ndarray, seed: int, power: str = "none") -> Pipeline:
     """Select the member's columns, then the same steps its own cv10 model uses after its inputs."""
     select = ("select", ColumnTransformer([(name, "passthrough", columns)]))
     if name == "cae-svm":
-        return Pipeline([select, ("scale", StandardScaler()), ("svm", svm_classifier(seed))])
-    return Pipeline([select, *build_baseline(name, seed).steps[1:]])  # drop the image → inputs step
+        return Pipeline([select, *scaled_svm_steps(seed, power)])
+    return Pipeline([select, *build_baseline(name, seed, power).steps[1:]])  # drop the image → inputs step
 
 
 class StackModel:
     def __init__(self, cfg: Config, images: np.ndarray, seed: int, cache_dir: Path, encoder_path: Path | None = None):
         self.members, self.inner_folds, self.seed = cfg.classifier.stack_members, cfg.classifier.stack_folds, seed
+        self.power = cfg.classifier.svm_power
         blocks = [member_inputs(name, images, seed, cache_dir, encoder_path) for name in self.members]
         self.inputs = np.concatenate(blocks, axis=1).astype("float32")
         edges = np.cumsum([0] + [block.shape[1] for block in blocks])
@@ -71,7 +71,7 @@ class StackModel:
 
     def build(self) -> StackingClassifier:
         return StackingClassifier(
-            [(name, member_classifier(name, self.columns[name], self.seed)) for name in self.members],
+            [(name, member_classifier(name, self.columns[name], self.seed, self.power)) for name in self.members],
             final_estimator=LogisticRegression(max_iter=1000),
             cv=StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed),
             stack_method="predict_proba", n_jobs=1)

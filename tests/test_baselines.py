@@ -165,3 +165,18 @@ def test_unknown_baseline_lists_names():
         build_baseline("genetic-algorithm")
     for name in BASELINES:
         assert name in str(info.value)
+
+
+def test_power_normalisation_is_chosen_inside_the_training_data(split):
+    from deeppainter.baselines import signed_sqrt
+
+    np.testing.assert_allclose(signed_sqrt(np.array([-4.0, 0.0, 9.0])), [-2.0, 0.0, 3.0])
+    x_train, y_train, x_test, y_test = split
+    model = build_baseline("features-svm", seed=0, power="select").fit(x_train, y_train)
+    search = model.named_steps["svm"]
+    assert len({str(p) for p in search.cv_results_["param_power"]}) == 2  # both candidates were scored
+    assert (model.predict(x_test) == y_test).mean() >= 0.6
+    sqrt_model = build_baseline("features-svm", seed=0, power="sqrt")
+    assert [name for name, _ in sqrt_model.steps] == ["features", "power", "scale", "svm"]
+    with pytest.raises(UserError, match="svm_power"):
+        build_baseline("features-svm", power="log")
