@@ -10,3 +10,6 @@ for experiment in experiments/cpu_monet_renoir.toml experiments/cpu_10artists.to
   run --experiment "$experiment"
   for model in features-svm cae-svm pixels-svm cae-features-svm; do run --experiment "$experiment" --model "$model"; done
 done
+# Power normalisation of the features (chosen per fold by the inner grid search) and input size, task 2.
+run --experiment experiments/cpu_10artists.toml --model features-svm --set classifier.svm_power=select
+run --experiment experiments/cpu_10artists.toml --model features-svm --set classifier.svm_power=select --set data.image_size=128

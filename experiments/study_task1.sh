@@ -26,12 +26,17 @@ case "${1:-all}" in
     run --set data.image_size=128
     run --model cae-features-svm --set data.image_size=128
     run --model stack                                # features-svm + cae-svm, combiner fitted in training folds
+    run --model cae-svm --set classifier.svm_power=select  # power-normalised Gram descriptors (chosen per fold)
+    run --model stack --set classifier.svm_power=select
+    run --set pretrain.epochs=20                     # longer pre-training (early stopping on val MSE)
     ;;&
   classifier|all)
     for model in features-svm pixels-svm features-knn; do run --model "$model"; done
     run --set classifier.head=300,300                # [R21] Table II head
     run --set classifier.pooling=meanstd
     run --model features-svm --set data.image_size=128
+    run --model features-svm --set data.image_size=256
+    run --model features-svm --set classifier.svm_power=select
     ;;&
   slow|all)
     run --set classifier.augment=true --set classifier.epochs=20
