@@ -19,8 +19,9 @@ from deeppainter.runs import atomic_write_text, read_json
 TASKS = {
     "3painters": "Table 1 — the paper's 3-painter task (van Gogh / Rembrandt / Renoir)",
     "10artists": "Table 2 — 10 artists (the 10 largest wikiart14 folders)",
-    "": "Other tasks (binary look-alike pairs and custom class lists)",
+    "": "Table 4 — binary look-alike pairs and other class lists",
 }
+ABLATED_TASK = "3painters"  # Table 3: one factor at a time against the same model at its preset
 
 
 def config_changes(record: dict) -> str:
@@ -53,13 +54,26 @@ def device_of(env: dict) -> str:
     return f"{env.get('backend', '?')}, {accelerator}"
 
 
-def cv_table(runs: list[dict], relative_to: Path) -> pd.DataFrame:
+def reference_accuracy(run: dict, references: list[dict]) -> float | None:
+    """Accuracy of the same model on the same task and classes at its preset (no changes), if run."""
+    for ref in references:
+        if (ref["metrics"]["model"], ref["record"]["preset"], ref["metrics"]["classes"], ref["metrics"]["n_images"]) == (
+                run["metrics"]["model"], run["record"]["preset"], run["metrics"]["classes"], run["metrics"]["n_images"]):
+            return ref["metrics"]["accuracy_mean"]
+    return None
+
+
+def cv_table(runs: list[dict], relative_to: Path, references: list[dict] | None = None) -> pd.DataFrame:
     rows = []
     for run in runs:
         m, record = run["metrics"], run["record"]
         link = run["dir"].relative_to(relative_to).as_posix()
+        delta = {}
+        if references is not None:
+            base = reference_accuracy(run, references)
+            delta = {"Δ acc vs preset": "" if base is None else f"{100 * (m['accuracy_mean'] - base):+.2f}"}
         rows.append({
-            "model": m["model"], "preset": record["preset"], "changes": run["changes"] or "—",
+            "model": m["model"], "preset": record["preset"], "changes": run["changes"] or "—", **delta,
             "classes": len(m["classes"]), "images": m["n_images"], "folds": m["n_folds"],
             **{metric: format_percent(m[f"{metric}_mean"], m[f"{metric}_std"]) for metric in METRICS},
             "acc 95% CI": "–".join(f"{100 * v:.1f}" for v in m["accuracy_ci95"]),
@@ -129,18 +143,27 @@ def render(results_dir: Path) -> str:
                      "logistic regression learns how to combine the members' probabilities from inner folds of "
                      "the training folds only. Mean share of the combiner's weight per member: "
                      + "; ".join(f"`{r['dir'].name}` {stack_weights(r['metrics'])}" for r in stacks) + ".\n")
+    ablations: list[str] = []  # Table 3 goes after Table 2
     for task, title in TASKS.items():
+        if task == "":
+            parts += ablations
         task_runs = [r for r in cv_runs if r["metrics"].get("task", "") == task]
         if not task_runs and not (task and PUBLISHED.get(task)):
             continue
         parts.append(f"\n## {title}\n")
         ranked = sorted(task_runs, key=lambda r: -r["metrics"]["accuracy_mean"])
-        for heading, group in (("Ours: each model at its preset", [r for r in ranked if not r["changes"]]),
-                               ("Ours: ablations (one factor changed; see `changes`)", [r for r in ranked if r["changes"]])):
-            if group:
-                parts.append(f"\n### {heading}\n\n" + markdown(cv_table(group, results_dir)))
+        at_preset, changed = [r for r in ranked if not r["changes"]], [r for r in ranked if r["changes"]]
+        if task == ABLATED_TASK:
+            parts.append("\n### Ours: each model at its preset\n\n" + markdown(cv_table(at_preset, results_dir)))
+        elif ranked:
+            parts.append("\n### Ours (`changes` lists any value changed from the preset)\n\n"
+                         + markdown(cv_table(ranked, results_dir, references=at_preset)))
         if task:
             parts.append("\n### Published\n\n" + markdown(published_table(task)))
+        if task == ABLATED_TASK and changed:
+            ablations.append("\n## Table 3 — ablations on the 3-painter task (one factor changed; see `changes`)\n\n"
+                         "`Δ acc vs preset` compares with the same model at its preset in the same folds "
+                         "(Table 1).\n\n" + markdown(cv_table(changed, results_dir, references=at_preset)))
         selected_in_training = [r for r in task_runs if not r["record"]["arguments"].get("ensemble_of")]
         if selected_in_training:
             best = max(selected_in_training, key=lambda r: r["metrics"]["accuracy_mean"])
