@@ -173,6 +173,17 @@ class EncoderHeadModel:
         model.save(path)
 
 
+def chosen_hyperparameters(estimator) -> dict[str, str]:
+    """What every grid search inside a fitted pipeline picked (recorded per fold, so choices can be audited)."""
+    def describe(value) -> str:
+        func = getattr(value, "func", None)  # a FunctionTransformer candidate: name its function
+        return func.__name__ if func is not None else str(value)
+
+    steps = getattr(estimator, "steps", [("model", estimator)])
+    return {f"chose_{name}.{key}": describe(value)
+            for name, step in steps if hasattr(step, "best_params_") for key, value in step.best_params_.items()}
+
+
 class BaselineModel:
     """A scikit-learn baseline (deeppainter.baselines) evaluated in exactly the same folds."""
 
@@ -187,7 +198,7 @@ class BaselineModel:
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
         estimator = self._fit(train_idx, labels)
-        return estimator.predict_proba(np.asarray(self.images[test_idx])), {}, None
+        return estimator.predict_proba(np.asarray(self.images[test_idx])), chosen_hyperparameters(estimator), None
 
     def save_final(self, labels: np.ndarray, path: Path) -> None:
         import pickle
@@ -247,4 +258,5 @@ class EncoderSVMModel:
         return Pipeline(scaled_svm_steps(self.seed, self.svm_power)).fit(self.descriptors[indices], labels[indices])
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
-        return self._fit(train_idx, labels).predict_proba(self.descriptors[test_idx]), {}, None
+        estimator = self._fit(train_idx, labels)
+        return estimator.predict_proba(self.descriptors[test_idx]), chosen_hyperparameters(estimator), None

@@ -180,3 +180,8 @@ def test_power_normalisation_is_chosen_inside_the_training_data(split):
     assert [name for name, _ in sqrt_model.steps] == ["features", "power", "scale", "svm"]
     with pytest.raises(UserError, match="svm_power"):
         build_baseline("features-svm", power="log")
+    from deeppainter.crossval import chosen_hyperparameters
+
+    chosen = chosen_hyperparameters(model)
+    assert set(chosen) == {"chose_svm.power", "chose_svm.svm__estimator__C"}
+    assert chosen["chose_svm.power"] in ("passthrough", "signed_sqrt")
