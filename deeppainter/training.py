@@ -1,6 +1,8 @@
 """Autoencoder pre-training: streaming uint8 batches, denoising masks, Keras callbacks, run artefacts."""
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import time
 from pathlib import Path
@@ -175,6 +177,20 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
     return metrics
 
 
+def pretraining_identity(cfg: Config, preset: str) -> Config:
+    """The part of ``cfg`` that shapes the encoder: model, pre-training and how images are standardised.
+
+    Classifier and CV settings, and which labelled images are evaluated, come from the preset, so
+    classifier-only studies share one pre-training run; any data field that changes the pixels does not.
+    """
+    identity = get_preset(preset)
+    identity.model, identity.pretrain = cfg.model, cfg.pretrain
+    identity.data = dataclasses.replace(cfg.data, classes=identity.data.classes,
+                                        min_per_class=identity.data.min_per_class,
+                                        max_per_class=identity.data.max_per_class)
+    return identity
+
+
 def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: Path,
                     exclude: tuple[str, ...] = (), verbose: int = 1) -> Path:
     """Pre-train on every image under ``data`` (minus ``exclude`` folders) in a (resumable) run folder.
@@ -184,12 +200,7 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
     from deeppainter.datasets import list_unlabelled, load_images
     from deeppainter.runs import atomic_write_csv, find_run, mark_done, open_run
 
-    # Only what shapes the encoder identifies a pre-training run, so classifier-only studies share one.
-    identity = get_preset(preset)
-    identity.model, identity.pretrain = cfg.model, cfg.pretrain
-    for name in ("image_size", "mode", "pad_color", "cache_dir"):
-        setattr(identity.data, name, getattr(cfg.data, name))
-    cfg = identity
+    cfg = pretraining_identity(cfg, preset)
     arguments = {"data": str(Path(data).resolve()), "exclude": sorted(exclude)}
     finished = find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True)
     if finished is not None:

@@ -73,3 +73,13 @@ def test_bad_inputs_give_one_line_errors(tmp_path, make_args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pretraining_identity_keeps_what_changes_the_pixels_and_drops_classifier_settings():
+    from deeppainter.config import build_config, changes_from_preset
+    from deeppainter.training import pretraining_identity
+
+    cfg = build_config("cpu", ["data.trim_bars=true", "data.mode=crop", "data.classes=a,b", "data.max_per_class=9",
+                               "classifier.head=300,300", "pretrain.epochs=2"])
+    assert changes_from_preset(pretraining_identity(cfg, "cpu"), "cpu") == {
+        "data.mode": "crop", "data.trim_bars": True, "pretrain.epochs": 2}
