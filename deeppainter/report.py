@@ -89,6 +89,14 @@ def stack_weights(metrics: dict) -> str:
     return ", ".join(f"{name.removeprefix('weight_')} {share:.2f}" for name, share in shares.items())
 
 
+def inner_choices(metrics: dict) -> str:
+    """``svm.power: signed_sqrt ×7, passthrough ×3``: what the inner grid searches picked across the folds."""
+    chosen = pd.DataFrame(metrics.get("fold_details", [])).filter(like="chose_")
+    return "; ".join(f"{column.removeprefix('chose_')}: " + ", ".join(f"{value} ×{count}" for value, count in
+                                                                       chosen[column].value_counts().items())
+                     for column in chosen.columns)
+
+
 def published_table(task: str) -> pd.DataFrame:
     return pd.DataFrame([{"source": source, "model": model,
                           **{metric: f"{values[metric]:.2f}" if metric in values else "" for metric in METRICS}}
@@ -172,6 +180,13 @@ def render(results_dir: Path) -> str:
                          f"({best['metrics']['model']}). Most confused pairs there: {pairs}.\n\n"
                          f"![confusion matrix of the best run]({best['dir'].relative_to(results_dir).as_posix()}"
                          f"/confusion_matrix.png)\n")
+    audited = [(r, inner_choices(r["metrics"])) for r in cv_runs]
+    if any(choices for _, choices in audited):
+        parts.append("\n## Model selection inside the training folds\n\nWhat each run's inner grid searches chose, "
+                     "counted over its folds (recorded since the run folders carry `chose_*` per fold):\n\n"
+                     + "".join(f"- `{r['dir'].name}` ({r['metrics']['model']}"
+                               f"{', ' + r['changes'] if r['changes'] else ''}): {choices}\n"
+                               for r, choices in audited if choices))
     parts.append("\n## Autoencoder pre-training\n\n" + markdown(pretrain_table(pretrain_runs, results_dir)))
     if (results_dir / "bench.md").exists():
         parts.append("\n## Performance\n\nSee [bench.md](bench.md) (`python -m deeppainter.bench`).\n")

@@ -22,3 +22,11 @@ def test_stack_weights_are_averaged_over_folds():
     metrics = {"fold_details": [{"fold": 0, "weight_features-svm": 0.7, "weight_cae-svm": 0.3},
                                 {"fold": 1, "weight_features-svm": 0.5, "weight_cae-svm": 0.5}]}
     assert report.stack_weights(metrics) == "features-svm 0.60, cae-svm 0.40"
+
+
+def test_inner_choices_are_counted_over_folds():
+    metrics = {"fold_details": [{"chose_svm.power": "signed_sqrt", "chose_svm.C": "10.0"},
+                                {"chose_svm.power": "signed_sqrt", "chose_svm.C": "100.0"},
+                                {"chose_svm.power": "passthrough", "chose_svm.C": "10.0"}]}
+    assert report.inner_choices(metrics) == "svm.power: signed_sqrt ×2, passthrough ×1; svm.C: 10.0 ×2, 100.0 ×1"
+    assert report.inner_choices({"fold_details": [{"fold": 0}]}) == ""
