@@ -57,8 +57,9 @@ def device_of(env: dict) -> str:
 def reference_accuracy(run: dict, references: list[dict]) -> float | None:
     """Accuracy of the same model on the same task and classes at its preset (no changes), if run."""
     for ref in references:
-        if (ref["metrics"]["model"], ref["record"]["preset"], ref["metrics"]["classes"], ref["metrics"]["n_images"]) == (
-                run["metrics"]["model"], run["record"]["preset"], run["metrics"]["classes"], run["metrics"]["n_images"]):
+        if (ref["metrics"]["model"], ref["record"]["preset"], ref["metrics"]["classes"], ref["metrics"]["n_images"],
+                ref["record"]["seed"]) == (run["metrics"]["model"], run["record"]["preset"], run["metrics"]["classes"],
+                                           run["metrics"]["n_images"], run["record"]["seed"]):
             return ref["metrics"]["accuracy_mean"]
     return None
 
@@ -73,7 +74,8 @@ def cv_table(runs: list[dict], relative_to: Path, references: list[dict] | None 
             base = reference_accuracy(run, references)
             delta = {"Δ acc vs preset": "" if base is None else f"{100 * (m['accuracy_mean'] - base):+.2f}"}
         rows.append({
-            "model": m["model"], "preset": record["preset"], "changes": run["changes"] or "—", **delta,
+            "model": m["model"], "preset": record["preset"], "seed": record["seed"],
+            "changes": run["changes"] or "—", **delta,
             "classes": len(m["classes"]), "images": m["n_images"], "folds": m["n_folds"],
             **{metric: format_percent(m[f"{metric}_mean"], m[f"{metric}_std"]) for metric in METRICS},
             "acc 95% CI": "–".join(f"{100 * v:.1f}" for v in m["accuracy_ci95"]),
@@ -171,7 +173,7 @@ def render(results_dir: Path) -> str:
         if task == ABLATED_TASK and changed:
             ablations.append("\n## Table 3 — ablations on the 3-painter task (one factor changed; see `changes`)\n\n"
                          "`Δ acc vs preset` compares with the same model at its preset in the same folds "
-                         "(Table 1).\n\n" + markdown(cv_table(changed, results_dir, references=at_preset)))
+                         "(Table 1; same seed, as the seed fixes the folds).\n\n" + markdown(cv_table(changed, results_dir, references=at_preset)))
         selected_in_training = [r for r in task_runs if not r["record"]["arguments"].get("ensemble_of")]
         if selected_in_training:
             best = max(selected_in_training, key=lambda r: r["metrics"]["accuracy_mean"])
