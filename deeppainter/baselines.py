@@ -47,7 +47,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
 from deeppainter.errors import UserError
-from deeppainter.features import image_features
+from deeppainter.features import multiscale_features
 
 PIXEL_SIZE = 32  # ASSUMPTION: [P16] does not give the RBM input size; 32×32×3 = 3,072 inputs
 RBM_COMPONENTS = 256  # ASSUMPTION: not given by [P16]
@@ -78,8 +78,8 @@ def downsample_pixels(images: np.ndarray, size: int = PIXEL_SIZE) -> np.ndarray:
     return x.reshape(n, -1).astype(np.float32)
 
 
-def _features_step():
-    return FunctionTransformer(image_features)
+def _features_step(scales):
+    return FunctionTransformer(multiscale_features, kw_args={"scales": tuple(scales)})
 
 
 def _pixels_step():
@@ -129,28 +129,28 @@ def _knn(seed):
     return GridSearchCV(knn, {"n_neighbors": list(KNN_K)}, cv=_inner_cv(seed), n_jobs=1)
 
 
-def _features_knn(seed, power):
-    return Pipeline([("features", _features_step()), ("scale", StandardScaler()), ("knn", _knn(seed))])
+def _features_knn(seed, power, scales):
+    return Pipeline([("features", _features_step(scales)), ("scale", StandardScaler()), ("knn", _knn(seed))])
 
 
-def _features_svm(seed, power):
-    return Pipeline([("features", _features_step()), *scaled_svm_steps(seed, power)])
+def _features_svm(seed, power, scales):
+    return Pipeline([("features", _features_step(scales)), *scaled_svm_steps(seed, power)])
 
 
-def _rbm_knn(seed, power):
+def _rbm_knn(seed, power, scales):
     return Pipeline(_rbm_steps(seed) + [("scale", StandardScaler()), ("knn", _knn(seed))])
 
 
-def _rbm_svm(seed, power):
+def _rbm_svm(seed, power, scales):
     return Pipeline(_rbm_steps(seed) + scaled_svm_steps(seed, power))
 
 
-def _features_rbm_svm(seed, power):
-    union = FeatureUnion([("features", _features_step()), ("rbm", Pipeline(_rbm_steps(seed)))], n_jobs=1)
+def _features_rbm_svm(seed, power, scales):
+    union = FeatureUnion([("features", _features_step(scales)), ("rbm", Pipeline(_rbm_steps(seed)))], n_jobs=1)
     return Pipeline([("union", union), *scaled_svm_steps(seed, power)])
 
 
-def _pixels_svm(seed, power):  # PCA components are signed projections: no power normalisation
+def _pixels_svm(seed, power, scales):  # PCA components are signed projections: no power normalisation
     return Pipeline([
         ("pixels", _pixels_step()),
         ("scale", StandardScaler()),
@@ -170,10 +170,14 @@ _BUILDERS = {
 BASELINES = tuple(_BUILDERS)
 
 
-def build_baseline(name: str, seed: int = 0, power: str = "none") -> Pipeline:
-    """An unfitted scikit-learn Pipeline for the named baseline (see the module table)."""
+def build_baseline(name: str, seed: int = 0, power: str = "none", feature_scales: tuple[int, ...] = (1,)) -> Pipeline:
+    """An unfitted scikit-learn Pipeline for the named baseline (see the module table).
+
+    ``feature_scales`` (config ``classifier.feature_scales``): the handcrafted features are taken at
+    full resolution and at 1/s of it for every other s, side by side.
+    """
     try:
         builder = _BUILDERS[name]
     except KeyError:
         raise UserError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}") from None
-    return builder(seed, power)
+    return builder(seed, power, feature_scales)

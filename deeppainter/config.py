@@ -70,6 +70,8 @@ class ClassifierConfig:
     # ASSUMPTION: "none" = the plain scaled RBF SVM of the baselines; "sqrt" / "select" add power
     # normalisation to every SVM on features (deeppainter.baselines).
     svm_power: str = "none"
+    # ASSUMPTION: one scale. (1, 2) adds the handcrafted features of a 1/2-resolution copy (baselines).
+    feature_scales: tuple[int, ...] = (1,)
     epochs: int = 50  # ASSUMPTION: upper bound, early stopping on an inner validation split
     batch_size: int = 32  # ASSUMPTION
     optimizer: str = "adam"  # ASSUMPTION: neither paper says
@@ -264,6 +266,10 @@ def validate(cfg: Config) -> None:
     if len(members) < 2 or len(set(members)) < len(members) or not set(members) <= set(STACK_MEMBERS):
         raise ConfigError(f"classifier.stack_members={','.join(members)}: give two or more different members "
                           f"from: {', '.join(STACK_MEMBERS)}")
+    scales = cfg.classifier.feature_scales
+    if not scales or len(set(scales)) < len(scales) or min(scales) < 1 or cfg.data.image_size // max(scales) < 8:
+        raise ConfigError(f"classifier.feature_scales={','.join(map(str, scales))}: give distinct integers ≥ 1 "
+                          f"that leave at least 8 pixels of data.image_size={cfg.data.image_size}, e.g. 1,2")
     if cfg.classifier.stack_folds < 2:
         raise ConfigError("classifier.stack_folds must be at least 2")
 

@@ -187,13 +187,15 @@ def chosen_hyperparameters(estimator) -> dict[str, str]:
 class BaselineModel:
     """A scikit-learn baseline (deeppainter.baselines) evaluated in exactly the same folds."""
 
-    def __init__(self, name: str, images: np.ndarray, seed: int, svm_power: str = "none"):
-        self.name, self.images, self.seed, self.svm_power = name, images, seed, svm_power
+    def __init__(self, name: str, images: np.ndarray, seed: int, svm_power: str = "none",
+                 feature_scales: tuple[int, ...] = (1,)):
+        self.name, self.images, self.seed = name, images, seed
+        self.svm_power, self.feature_scales = svm_power, feature_scales
 
     def _fit(self, indices: np.ndarray, labels: np.ndarray):
         from deeppainter.baselines import build_baseline
 
-        estimator = build_baseline(self.name, seed=self.seed, power=self.svm_power)
+        estimator = build_baseline(self.name, seed=self.seed, power=self.svm_power, feature_scales=self.feature_scales)
         return estimator.fit(np.asarray(self.images[indices]), labels[indices])
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):

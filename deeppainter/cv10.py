@@ -118,7 +118,8 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
     if args.model == STACK and not needs_encoder:
         return StackModel(cfg, images, args.seed, run_dir / "cache")
     if not needs_encoder:
-        return crossval.BaselineModel(args.model, images, args.seed, cfg.classifier.svm_power)
+        return crossval.BaselineModel(args.model, images, args.seed, cfg.classifier.svm_power,
+                                      cfg.classifier.feature_scales)
     if args.encoder is not None:
         encoder_path = resolve_encoder(args.encoder, cfg.data.image_size)
     else:

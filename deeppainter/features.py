@@ -52,6 +52,28 @@ def image_features(images: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32)
 
 
+def multiscale_features(images: np.ndarray, scales: tuple[int, ...] = (1,)) -> np.ndarray:
+    """``image_features`` of the images and of their 1/s box-averaged copies, side by side (s in ``scales``).
+
+    Brush strokes show at full resolution, composition and colour masses at coarser ones; the
+    texture and gradient descriptors are per pixel, so each scale sees different structure.
+    """
+    images = np.asarray(images)
+    blocks = []
+    for scale in scales:
+        if scale == 1:
+            blocks.append(image_features(images))
+            continue
+        n, h, w = images.shape[:3]
+        hs, ws = h // scale, w // scale
+        small = np.empty((n, hs, ws, 3), np.uint8)
+        for i in range(0, n, CHUNK):  # box average chunk by chunk: bounded memory
+            part = images[i:i + CHUNK, :hs * scale, :ws * scale].astype(np.float32)
+            small[i:i + CHUNK] = np.rint(part.reshape(-1, hs, scale, ws, scale, 3).mean(axis=(2, 4)))
+        blocks.append(image_features(small))
+    return np.concatenate(blocks, axis=1)
+
+
 def feature_count() -> int:
     """Length D of the feature vector (independent of the image size)."""
     return _chunk_features(np.full((1, 16, 16, 3), 128, np.uint8)).shape[1]

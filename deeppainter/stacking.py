@@ -39,16 +39,18 @@ def uses_encoder(cfg: Config) -> bool:
     return any(member in ENCODER_MEMBERS for member in cfg.classifier.stack_members)
 
 
-def member_inputs(name: str, images: np.ndarray, seed: int, cache_dir: Path, encoder_path: Path | None) -> np.ndarray:
+def member_inputs(name: str, images: np.ndarray, cfg: Config, seed: int, cache_dir: Path,
+                  encoder_path: Path | None) -> np.ndarray:
     """The array the member's classifier reads, one row per image."""
     if name == "cae-svm":
         from deeppainter.crossval import EncoderSVMModel
 
         return EncoderSVMModel(encoder_path, images, seed, cache_dir).descriptors
     if name == "features-svm":
-        from deeppainter.features import image_features
+        from deeppainter.features import multiscale_features
 
-        return cached_npy(Path(cache_dir) / "image_features.npy", lambda: image_features(np.asarray(images)))
+        scales = cfg.classifier.feature_scales
+        return cached_npy(Path(cache_dir) / "image_features.npy", lambda: multiscale_features(images, scales))
     return downsample_pixels(np.asarray(images))
 
 
@@ -64,7 +66,7 @@ class StackModel:
     def __init__(self, cfg: Config, images: np.ndarray, seed: int, cache_dir: Path, encoder_path: Path | None = None):
         self.members, self.inner_folds, self.seed = cfg.classifier.stack_members, cfg.classifier.stack_folds, seed
         self.power = cfg.classifier.svm_power
-        blocks = [member_inputs(name, images, seed, cache_dir, encoder_path) for name in self.members]
+        blocks = [member_inputs(name, images, cfg, seed, cache_dir, encoder_path) for name in self.members]
         self.inputs = np.concatenate(blocks, axis=1).astype("float32")
         edges = np.cumsum([0] + [block.shape[1] for block in blocks])
         self.columns = {name: np.arange(edges[i], edges[i + 1]) for i, name in enumerate(self.members)}

@@ -185,3 +185,17 @@ def test_power_normalisation_is_chosen_inside_the_training_data(split):
     chosen = chosen_hyperparameters(model)
     assert set(chosen) == {"chose_svm.power", "chose_svm.svm__estimator__C"}
     assert chosen["chose_svm.power"] in ("passthrough", "signed_sqrt")
+
+
+def test_multiscale_features_add_a_box_averaged_copy(split):
+    from deeppainter.features import multiscale_features
+
+    images = split[0][:6]
+    np.testing.assert_array_equal(multiscale_features(images, (1,)), image_features(images))
+    both = multiscale_features(images, (1, 2))
+    assert both.shape == (6, 2 * feature_count())
+    half = images.reshape(6, images.shape[1] // 2, 2, images.shape[2] // 2, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(both[:, feature_count():], image_features(np.rint(half).astype(np.uint8)), atol=1e-6)
+    x_train, y_train, x_test, y_test = split
+    model = build_baseline("features-svm", seed=0, feature_scales=(1, 2)).fit(x_train, y_train)
+    assert (model.predict(x_test) == y_test).mean() >= 0.6

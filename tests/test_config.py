@@ -26,6 +26,9 @@ def test_override_types_and_nesting():
     ("model.unpooling=bilinear", "is not one of"),
     ("data.image_size=66", "divisible by 4"),
     ("noequals", "expected key=value"),
+    ("classifier.feature_scales=1,1", "distinct integers"),
+    ("classifier.feature_scales=1,64", "at least 8 pixels"),
+    ("classifier.svm_power=log", "is not one of"),
 ])
 def test_bad_overrides_give_one_line_errors(assignment, fragment):
     with pytest.raises(ConfigError) as error:
