@@ -13,4 +13,5 @@ done
 # Power normalisation of the features (chosen per fold by the inner grid search) and input size, task 2.
 run --experiment experiments/cpu_10artists.toml --model features-svm --set classifier.svm_power=select
 run --experiment experiments/cpu_10artists.toml --model features-svm --set classifier.svm_power=select --set data.image_size=128
+run --experiment experiments/cpu_10artists.toml --model features-svm --set classifier.svm_power=select --set data.image_size=128 --set classifier.feature_scales=1,2
 run --experiment experiments/cpu_monet_renoir.toml --model features-svm --set classifier.svm_power=select
