@@ -15,3 +15,4 @@ run --experiment experiments/cpu_10artists.toml --model features-svm --set class
 run --experiment experiments/cpu_10artists.toml --model features-svm --set classifier.svm_power=select --set data.image_size=128
 run --experiment experiments/cpu_10artists.toml --model features-svm --set classifier.svm_power=select --set data.image_size=128 --set classifier.feature_scales=1,2
 run --experiment experiments/cpu_monet_renoir.toml --model features-svm --set classifier.svm_power=select
+run --experiment experiments/cpu_monet_renoir.toml --model features-svm --set classifier.svm_power=select --set data.image_size=128 --set classifier.feature_scales=1,2

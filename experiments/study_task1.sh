@@ -37,6 +37,8 @@ case "${1:-all}" in
     run --model features-svm --set data.image_size=128
     run --model features-svm --set data.image_size=256
     run --model features-svm --set classifier.svm_power=select
+    run --model features-svm --set classifier.svm_power=select --seed 1   # another fold split
+    run --model features-svm --set classifier.svm_power=select --set data.image_size=128 --set classifier.feature_scales=1,2
     ;;&
   slow|all)
     run --set classifier.augment=true --set classifier.epochs=20
