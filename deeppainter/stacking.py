@@ -63,6 +63,8 @@ def member_classifier(name: str, columns: np.ndarray, seed: int, power: str = "n
 
 
 class StackModel:
+    """The members' inputs computed once for every image (side by side, one column range each); cv10's model protocol."""
+
     def __init__(self, cfg: Config, images: np.ndarray, seed: int, cache_dir: Path, encoder_path: Path | None = None):
         self.members, self.inner_folds, self.seed = cfg.classifier.stack_members, cfg.classifier.stack_folds, seed
         self.power = cfg.classifier.svm_power
