@@ -14,16 +14,16 @@ Every model fits on uint8 RGB images (N, H, W, 3) and painter labels and offers
 
 The paper's genetic-algorithm classifier is out of scope. Hyper-parameters (k for
 k-NN, C for the SVM) are picked by a 3-fold grid search inside whatever data ``fit``
-receives, so under 10-fold CV the choice never sees the test fold.
+receives, so under 10-fold CV the choice never sees the test fold. SVM probabilities
+come from a sigmoid calibration of the refitted SVM
+(``CalibratedClassifierCV(SVC(), ensemble=False)``; ``SVC(probability=True)`` is
+deprecated in scikit-learn 1.9). Everything runs with n_jobs=1.
 
 ``power`` (config ``classifier.svm_power``) adds power normalisation before the scaler of the
 SVMs on features (features-svm, features-rbm-svm, rbm-svm; and cv10's cae-svm, cae-features-svm,
 stack): ``sqrt`` takes the signed square root of every feature (the Hellinger-kernel trick for
 histogram features, Perronnin et al. 2010: it damps the few dominant bins), ``select`` lets the
-inner grid search choose between none and sqrt, so the choice stays inside the training folds. SVM probabilities
-come from a sigmoid calibration of the refitted SVM
-(``CalibratedClassifierCV(SVC(), ensemble=False)``; ``SVC(probability=True)`` is
-deprecated in scikit-learn 1.9). Everything runs with n_jobs=1.
+inner grid search choose between none and sqrt, so the choice stays inside the training folds.
 
 Pixel-based models (RBM, raw pixels) see the zero-padding bars, as the CAE does;
 the image-processing features ignore them (see deeppainter.features).

@@ -172,8 +172,9 @@ def render(results_dir: Path) -> str:
             parts.append("\n### Published\n\n" + markdown(published_table(task)))
         if task == ABLATED_TASK and changed:
             ablations.append("\n## Table 3 — ablations on the 3-painter task (one factor changed; see `changes`)\n\n"
-                         "`Δ acc vs preset` compares with the same model at its preset in the same folds "
-                         "(Table 1; same seed, as the seed fixes the folds).\n\n" + markdown(cv_table(changed, results_dir, references=at_preset)))
+                             "`Δ acc vs preset` compares with the same model at its preset in the same folds "
+                             "(Table 1; same seed, as the seed fixes the folds).\n\n"
+                             + markdown(cv_table(changed, results_dir, references=at_preset)))
         selected_in_training = [r for r in task_runs if not r["record"]["arguments"].get("ensemble_of")]
         if selected_in_training:
             best = max(selected_in_training, key=lambda r: r["metrics"]["accuracy_mean"])
