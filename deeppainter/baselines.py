@@ -46,6 +46,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
+from deeppainter.config import CHOICES
 from deeppainter.errors import UserError
 from deeppainter.features import multiscale_features
 
@@ -55,7 +56,7 @@ RBM_ITERATIONS = 20  # ASSUMPTION
 RBM_LEARNING_RATE = 0.02  # ASSUMPTION
 PCA_VARIANCE = 0.95  # ASSUMPTION: raw-pixel floor keeps 95% of the variance (≈120 components)
 SVM_C = (1.0, 10.0, 100.0)
-POWER = ("none", "sqrt", "select")
+POWER = CHOICES["classifier.svm_power"]  # none | sqrt | select
 KNN_K = (1, 5, 9, 15)
 INNER_FOLDS = 3
 

@@ -109,17 +109,8 @@ def pretrain_exclusions(args, classes: list[str]) -> tuple[str, ...]:
     return tuple(c.strip() for c in args.pretrain_exclude.split(",") if c.strip())
 
 
-def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
-    from deeppainter.backbones import BACKBONES, BackboneModel
-
-    if args.model in BACKBONES:
-        return BackboneModel(args.model, cfg, images, len(classes), args.seed, verbose=2 if args.verbose else 0)
-    needs_encoder = args.model in (CAE, *ENCODER_SVMS) or (args.model == STACK and uses_encoder(cfg))
-    if args.model == STACK and not needs_encoder:
-        return StackModel(cfg, images, args.seed, run_dir / "cache")
-    if not needs_encoder:
-        return crossval.BaselineModel(args.model, images, args.seed, cfg.classifier.svm_power,
-                                      cfg.classifier.feature_scales)
+def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path) -> Path:
+    """The encoder to evaluate: ``--encoder``, or a (reused or new) pre-training run; noted in encoder.json."""
     if args.encoder is not None:
         encoder_path = resolve_encoder(args.encoder, cfg.data.image_size)
     else:
@@ -134,6 +125,19 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
                                        verbose=1 if args.verbose else 2)
         encoder_path = pretrain_dir / "encoder.keras"
     atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve())})
+    return encoder_path
+
+
+def build_model(args, cfg, classes, data: Path, images, run_dir: Path):
+    from deeppainter.backbones import BACKBONES, BackboneModel
+
+    if args.model in BACKBONES:
+        return BackboneModel(args.model, cfg, images, len(classes), args.seed, verbose=2 if args.verbose else 0)
+    needs_encoder = args.model in (CAE, *ENCODER_SVMS) or (args.model == STACK and uses_encoder(cfg))
+    if not needs_encoder and args.model != STACK:
+        return crossval.BaselineModel(args.model, images, args.seed, cfg.classifier.svm_power,
+                                      cfg.classifier.feature_scales)
+    encoder_path = prepare_encoder(args, cfg, classes, data, run_dir) if needs_encoder else None
     if args.model == STACK:
         return StackModel(cfg, images, args.seed, run_dir / "cache", encoder_path)
     if args.model in ENCODER_SVMS:
