@@ -63,12 +63,12 @@ class ClassifierConfig:
     fine_tune: bool = False  # [R21] §2: fine-tuning collapsed the encoder; frozen by default
     augment: bool = False  # flips and small rotations; disables the feature cache
     class_weights: bool = False
-    # Study model `stack` (deeppainter.stacking). ASSUMPTION: one handcrafted and one learned member,
+    # Study model `stack` (deeppainter.classical.stacking). ASSUMPTION: one handcrafted and one learned member,
     # combined by a logistic regression fitted on 3 inner folds of the training folds.
     stack_members: tuple[str, ...] = ("features-svm", "cae-svm")
     stack_folds: int = 3
     # ASSUMPTION: "none" = the plain scaled RBF SVM of the baselines; "sqrt" / "select" add power
-    # normalisation to every SVM on features (deeppainter.baselines).
+    # normalisation to every SVM on features (deeppainter.classical.baselines).
     svm_power: str = "none"
     # ASSUMPTION: one scale. (1, 2) adds the handcrafted features of a 1/2-resolution copy (baselines).
     feature_scales: tuple[int, ...] = (1,)
@@ -83,7 +83,7 @@ class ClassifierConfig:
 
 @dataclass
 class BackboneConfig:
-    """Transfer backbones (deeppainter.backbones; REFERENCE.md §3 habits)."""
+    """Transfer backbones (deeppainter.models.backbones; REFERENCE.md §3 habits)."""
     weights: str = ""  # local keras.applications "_notop" weights file (cv10 --weights); "" = random init
     fine_tune: bool = True  # False = frozen backbone, head only
     head_epochs: int = 10  # phase 1 (frozen backbone); ASSUMPTION: upper bound, early stopping
@@ -227,7 +227,7 @@ def _section_names(cfg: Config) -> set[str]:
     return {f.name for f in dataclasses.fields(cfg)}
 
 
-STACK_MEMBERS = ("features-svm", "cae-svm", "pixels-svm")  # what deeppainter.stacking can combine
+STACK_MEMBERS = ("features-svm", "cae-svm", "pixels-svm")  # what deeppainter.classical.stacking can combine
 
 CHOICES = {
     "data.mode": ("pad", "crop", "resize"),

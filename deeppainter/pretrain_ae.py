@@ -1,42 +1,5 @@
-"""``python -m deeppainter.pretrain_ae``: unsupervised convolutional-autoencoder pre-training."""
-from __future__ import annotations
-
-from pathlib import Path
-
-from deeppainter import cli
-from deeppainter.datasets import sample_dir
-
-
-def parse_args(argv=None):
-    parser = cli.make_parser("pretrain_ae", __doc__)
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder of images (any layout, labels ignored); default: the embedded sample")
-    parser.add_argument("--exclude", default="",
-                        help="comma-separated top-level folders to leave out, e.g. the classes you will "
-                             "evaluate on: vincent-van-gogh,rembrandt,pierre-auguste-renoir")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="build the preset's model, print its summary (Total params) and exit")
-    return parser.parse_args(argv)
-
-
-@cli.entry_point
-def main(argv=None):
-    args = parse_args(argv)
-    cfg = cli.resolve_config(args)
-    if args.dry_run:
-        from deeppainter.models import build_autoencoder
-
-        autoencoder, _ = build_autoencoder(cfg.model, cfg.data.image_size)
-        autoencoder.summary()
-        return 0
-    from deeppainter.training import pretraining_run
-
-    cli.seed_everything(args.seed)
-    exclude = tuple(c.strip() for c in args.exclude.split(",") if c.strip())
-    run_dir = pretraining_run(cfg, args.preset, args.seed, args.out, args.data or sample_dir(), exclude)
-    print(f"run folder: {run_dir}")
-    return 0
-
+"""``python -m deeppainter.pretrain_ae``: see deeppainter.cli.pretrain_ae."""
+from deeppainter.cli.pretrain_ae import main
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ def isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synthetic_painters(tmp_path_factory) -> Path:
-    from deeppainter.synthetic import make_synthetic_painters
+    from deeppainter.data.synthetic import make_synthetic_painters
 
     return make_synthetic_painters(tmp_path_factory.mktemp("painters"), painters=3, per_painter=20, seed=1)
 

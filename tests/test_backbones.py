@@ -5,8 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-from deeppainter import backbones, config, cv10
+from deeppainter import config
+from deeppainter.cli import cv10
 from deeppainter.errors import UserError
+from deeppainter.models import backbones
 from deeppainter.runs import read_json
 
 

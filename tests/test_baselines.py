@@ -6,9 +6,14 @@ import pickle
 import numpy as np
 import pytest
 
-from deeppainter.baselines import BASELINES, build_baseline, downsample_pixels
+from deeppainter.classical.baselines import BASELINES, build_baseline, downsample_pixels
+from deeppainter.classical.features import (
+    content_box,
+    feature_count,
+    feature_groups,
+    image_features,
+)
 from deeppainter.errors import UserError
-from deeppainter.features import content_box, feature_count, feature_groups, image_features
 
 GROUPS = feature_groups()
 
@@ -168,7 +173,7 @@ def test_unknown_baseline_lists_names():
 
 
 def test_power_normalisation_is_chosen_inside_the_training_data(split):
-    from deeppainter.baselines import signed_sqrt
+    from deeppainter.classical.baselines import signed_sqrt
 
     np.testing.assert_allclose(signed_sqrt(np.array([-4.0, 0.0, 9.0])), [-2.0, 0.0, 3.0])
     x_train, y_train, x_test, y_test = split
@@ -180,7 +185,7 @@ def test_power_normalisation_is_chosen_inside_the_training_data(split):
     assert [name for name, _ in sqrt_model.steps] == ["features", "power", "scale", "svm"]
     with pytest.raises(UserError, match="svm_power"):
         build_baseline("features-svm", power="log")
-    from deeppainter.crossval import chosen_hyperparameters
+    from deeppainter.classical.sklearn_models import chosen_hyperparameters
 
     chosen = chosen_hyperparameters(model)
     assert set(chosen) == {"chose_svm.power", "chose_svm.svm__estimator__C"}
@@ -188,7 +193,7 @@ def test_power_normalisation_is_chosen_inside_the_training_data(split):
 
 
 def test_multiscale_features_add_a_box_averaged_copy(split):
-    from deeppainter.features import multiscale_features
+    from deeppainter.classical.features import multiscale_features
 
     images = split[0][:6]
     np.testing.assert_array_equal(multiscale_features(images, (1,)), image_features(images))

@@ -1,11 +1,12 @@
 """``python -m deeppainter.bench --smoke``: the table, the report and the cached-vs-uncached agreement (no timings)."""
-from deeppainter import bench
+from deeppainter.cli import bench as bench_cli
 from deeppainter.runs import read_json
+from deeppainter.tools import bench
 
 
 def test_smoke_bench_writes_table_report_and_run(synthetic_painters, tmp_path, capsys):
     report = tmp_path / "bench.md"
-    assert bench.main(["--smoke", "--data", str(synthetic_painters), "--out", str(tmp_path / "runs"),
+    assert bench_cli.main(["--smoke", "--data", str(synthetic_painters), "--out", str(tmp_path / "runs"),
                        "--report", str(report)]) == 0
     printed = capsys.readouterr().out
     text = report.read_text()

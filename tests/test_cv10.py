@@ -1,18 +1,22 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from deeppainter import config, crossval, cv10
+from deeppainter import config
+from deeppainter.cli import cv10
 from deeppainter.config import DataConfig
-from deeppainter.datasets import list_labelled, load_images
+from deeppainter.data import splits
+from deeppainter.data.datasets import list_labelled, load_images
 from deeppainter.runs import read_json
+from deeppainter.train.cae_model import EncoderHeadModel
 
 
 @pytest.fixture(scope="session")
 def smoke_encoder(synthetic_painters, tmp_path_factory):
-    from deeppainter import pretrain_ae
+    from deeppainter.cli import pretrain_ae
 
     out = tmp_path_factory.mktemp("pretrain")
     pretrain_ae.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(out)])
@@ -27,22 +31,22 @@ def run_cv10(out, painters, *extra):
 
 def test_folds_are_disjoint_stratified_and_deterministic():
     labels = np.repeat([0, 1, 2], [40, 33, 50])
-    folds = crossval.make_folds(labels, 10, seed=3)
+    folds = splits.make_folds(labels, 10, seed=3)
     test_sets = [set(test) for _, test in folds]
     assert sorted(i for s in test_sets for i in s) == list(range(len(labels)))  # each image tested once
     for train, test in folds:
         assert not set(train) & set(test)
         for cls, total in zip([0, 1, 2], [40, 33, 50]):
             assert abs((labels[test] == cls).sum() - total / 10) <= 1
-    again = crossval.make_folds(labels, 10, seed=3)
+    again = splits.make_folds(labels, 10, seed=3)
     assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
-    assert any((a[1] != b[1]).any() for a, b in zip(folds, crossval.make_folds(labels, 10, seed=4)))
+    assert any((a[1] != b[1]).any() for a, b in zip(folds, splits.make_folds(labels, 10, seed=4)))
 
 
 def test_inner_split_stays_inside_training_folds():
     labels = np.repeat([0, 1, 2], 30)
-    train, test = crossval.make_folds(labels, 10, seed=0)[0]
-    fit, val = crossval.inner_split(train, labels, 0.1, seed=0)
+    train, test = splits.make_folds(labels, 10, seed=0)[0]
+    fit, val = splits.inner_split(train, labels, 0.1, seed=0)
     assert set(fit) | set(val) == set(train) and not set(val) & set(test) and not set(fit) & set(val)
 
 
@@ -65,10 +69,10 @@ def test_cached_features_give_the_same_model(synthetic_painters, smoke_encoder, 
     table = list_labelled(synthetic_painters)
     images, _ = load_images(list(table["path"]), DataConfig(image_size=32), progress=False)
     labels = table["label"].map({"painter0": 0, "painter1": 1, "painter2": 2}).to_numpy()
-    train, test = crossval.make_folds(labels, 3, seed=0)[0]
+    train, test = splits.make_folds(labels, 3, seed=0)[0]
     results = []
     for use_cache in (True, False):
-        model = crossval.EncoderHeadModel(smoke_encoder / "encoder.keras", cfg, images, 3, seed=0,
+        model = EncoderHeadModel(smoke_encoder / "encoder.keras", cfg, images, 3, seed=0,
                                           cache_dir=tmp_path / str(use_cache), use_cache=use_cache)
         assert model.use_cache is use_cache
         results.append(model.fit_predict(0, train, test, labels)[0])
@@ -134,13 +138,13 @@ def test_stack_learns_member_weights_inside_training_folds(synthetic_painters, s
 
 
 def test_stack_never_reads_the_test_fold_labels(synthetic_painters, tmp_path):
-    from deeppainter.stacking import StackModel
+    from deeppainter.classical.stacking import StackModel
 
     cfg = config.build_config("smoke", ["classifier.stack_members=features-svm,pixels-svm"])
     table = list_labelled(synthetic_painters, [], min_per_class=3)
     images, _ = load_images(list(table["path"]), cfg.data, progress=False)
-    labels = crossval.label_indices(table["label"], sorted(table["label"].unique()))
-    train_idx, test_idx = crossval.make_folds(labels, 3, seed=0)[0]
+    labels = splits.label_indices(table["label"], sorted(table["label"].unique()))
+    train_idx, test_idx = splits.make_folds(labels, 3, seed=0)[0]
     model = StackModel(cfg, images, seed=0, cache_dir=tmp_path)
     probabilities, weights, _ = model.fit_predict(0, train_idx, test_idx, labels)
     scrambled = labels.copy()
@@ -170,10 +174,28 @@ def test_bad_inputs_give_one_line_errors(synthetic_painters, smoke_encoder, tmp_
 def test_experiment_files_parse():
     from pathlib import Path
 
-    from deeppainter import experiments
+    from deeppainter.cli import experiments
 
     files = sorted(Path(__file__).resolve().parent.parent.joinpath("experiments").glob("*.toml"))
     assert files
     for path in files:
         spec = experiments.load(path)
         config.build_config(spec.get("preset", "cpu"), spec.get("set", []))
+
+
+def test_same_predictions_as_before_the_registry(tmp_path):
+    """Folds 0 and 1 of a smoke run equal those of the flat-layout code that re-built the head per fold.
+
+    Fold 1 runs on the head compiled for fold 0 and reset, so this checks the reset as well as the
+    registry and layout (tests/golden/README.md says how the golden file was made).
+    """
+    golden = pd.read_csv(Path(__file__).parent / "golden" / "cv10_smoke_cae_folds01.csv")
+    cv10.main(["--preset", "smoke", "--set", "classifier.epochs=5", "--folds", "0,1", "--out", str(tmp_path)])
+    (run_dir,) = tmp_path.glob("*_cv10_*")
+    ours = pd.concat([pd.read_csv(run_dir / "folds" / f"fold{k:02d}.csv") for k in (0, 1)])
+    ours["path"] = ours["path"].str.split("/").str[-2:].str.join("/")
+    ours = ours.sort_values(["fold", "path"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours[["path", "fold", "predicted"]], golden[["path", "fold", "predicted"]],
+                                  check_dtype=False)
+    probabilities = [c for c in golden if c.startswith("prob_")]
+    assert np.abs(ours[probabilities].to_numpy() - golden[probabilities].to_numpy()).max() <= 1e-4

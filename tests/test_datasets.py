@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from deeppainter.config import DataConfig
-from deeppainter.datasets import list_labelled, list_unlabelled, load_images, resolve_classes, sample_dir
+from deeppainter.data.datasets import (
+    list_labelled,
+    list_unlabelled,
+    load_images,
+    resolve_classes,
+    sample_dir,
+)
 from deeppainter.errors import UserError
 
 

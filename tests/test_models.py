@@ -1,10 +1,11 @@
+import keras
 import numpy as np
 import pytest
-import keras
 
 from deeppainter import config
-from deeppainter.models import (MaxPoolingWithSwitches, MaxUnpooling2D, build_autoencoder, build_classifier,
-                                build_head)
+from deeppainter.models.autoencoder import build_autoencoder
+from deeppainter.models.classifier import build_classifier, build_head
+from deeppainter.models.layers import MaxPoolingWithSwitches, MaxUnpooling2D
 
 
 def numpy_pool_unpool(x):

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from deeppainter import cv10, evaluate, explain, predict
+from deeppainter.cli import cv10, evaluate, predict
+from deeppainter.cli import explain as explain_cli
+from deeppainter.eval import explain, inference
 from deeppainter.runs import read_json
 
 
@@ -64,11 +66,11 @@ def test_predict_lists_top_k_and_unreadable_files(which, request, mixed_inputs, 
 
 
 def test_predict_standardises_like_training(cae_run, synthetic_painters):
-    final = predict.load_final_model(cae_run)
+    final = inference.load_final_model(cae_run)
     table = pd.read_csv(cae_run / "images.csv")
-    images, reasons = predict.standardise_files(list(table["path"])[:4], final, progress=False)
-    from deeppainter.datasets import load_images
+    images, reasons = inference.standardise_files(list(table["path"])[:4], final, progress=False)
     from deeppainter.config import DataConfig
+    from deeppainter.data.datasets import load_images
 
     trained, _ = load_images(list(table["path"])[:4], DataConfig(image_size=32), progress=False)
     assert reasons == [""] * 4 and np.array_equal(images, np.asarray(trained))
@@ -110,15 +112,15 @@ def test_evaluate_rejects_unknown_class_folders(cae_run, synthetic_painters, tmp
 
 
 def test_grad_cam_of_the_cae_has_the_image_size_and_structure(cae_run, synthetic_painters):
-    final = predict.load_final_model(cae_run)
-    images, _ = predict.standardise_files([synthetic_painters / "painter0" / "3.jpg"], final, progress=False)
+    final = inference.load_final_model(cae_run)
+    images, _ = inference.standardise_files([synthetic_painters / "painter0" / "3.jpg"], final, progress=False)
     heat, probabilities = explain.grad_cam(final.model, images[0])
     assert heat.shape == (32, 32) and np.ptp(heat) > 0 and 0 <= heat.min() and heat.max() <= 1
     np.testing.assert_allclose(probabilities, final.predict_proba(images)[0], atol=1e-5)
 
 
 def test_explain_cli_writes_overlays(cae_run, mixed_inputs, tmp_path):
-    explain.main(["--model", str(cae_run), str(mixed_inputs), "--class", "painter1", "--out", str(tmp_path)])
+    explain_cli.main(["--model", str(cae_run), str(mixed_inputs), "--class", "painter1", "--out", str(tmp_path)])
     (folder,) = tmp_path.glob("gradcam_*")
     table = pd.read_csv(folder / "gradcam.csv", keep_default_na=False)
     assert len(table) == 3 and (table["error"] != "").sum() == 1
@@ -128,12 +130,13 @@ def test_explain_cli_writes_overlays(cae_run, mixed_inputs, tmp_path):
 
 def test_explain_refuses_baselines(baseline_run, synthetic_painters, capsys):
     with pytest.raises(SystemExit):
-        explain.main(["--model", str(baseline_run), str(synthetic_painters / "painter0" / "0.jpg")])
+        explain_cli.main(["--model", str(baseline_run), str(synthetic_painters / "painter0" / "0.jpg")])
     assert "needs a neural model" in capsys.readouterr().err
 
 
 def test_grad_cam_of_a_backbone():
-    from deeppainter import backbones, config
+    from deeppainter import config
+    from deeppainter.models import backbones
 
     model, _ = backbones.build_backbone_classifier("resnet50", 64, 3, config.build_config("smoke"))
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)

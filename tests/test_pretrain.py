@@ -4,7 +4,7 @@ import sys
 import pandas as pd
 import pytest
 
-from deeppainter import pretrain_ae
+from deeppainter.cli import pretrain_ae
 from deeppainter.runs import read_json
 
 
@@ -77,7 +77,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, make_args, message):
 
 def test_pretraining_identity_keeps_what_changes_the_pixels_and_drops_classifier_settings():
     from deeppainter.config import build_config, changes_from_preset
-    from deeppainter.training import pretraining_identity
+    from deeppainter.train.pretrain import pretraining_identity
 
     cfg = build_config("cpu", ["data.trim_bars=true", "data.mode=crop", "data.classes=a,b", "data.max_per_class=9",
                                "classifier.head=300,300", "pretrain.epochs=2"])

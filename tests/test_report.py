@@ -1,11 +1,13 @@
-from deeppainter import cv10, report
+from deeppainter.cli import cv10
+from deeppainter.cli import report as report_cli
+from deeppainter.eval import report
 from deeppainter.runs import read_json
 
 
 def test_report_regenerates_tables_from_run_folders(tmp_path):
     runs = tmp_path / "results" / "runs"
     cv10.main(["--preset", "smoke", "--out", str(runs), "--set", "classifier.head=8"])  # the embedded sample
-    report.main(["--results", str(tmp_path / "results")])
+    report_cli.main(["--results", str(tmp_path / "results")])
     text = (tmp_path / "results" / "README.md").read_text()
     (run_dir,) = runs.glob("*_cv10_*")
     metrics = read_json(run_dir / "metrics.json")

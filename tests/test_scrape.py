@@ -15,9 +15,14 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_wikiart import FakeWikiArt, FakeWork, demo_catalog  # noqa: E402
 
-from deeppainter import scrape  # noqa: E402
-from deeppainter.wikiart import (RateLimiter, WikiArtClient, full_size_url, is_placeholder,  # noqa: E402
-                                 parse_retry_after)
+from deeppainter.cli import scrape as scrape_cli  # noqa: E402
+from deeppainter.data import scrape  # noqa: E402
+from deeppainter.data.wikiart import (  # noqa: E402
+    RateLimiter,
+    full_size_url,
+    is_placeholder,
+    parse_retry_after,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--min-interval", "0.01", "--backoff", "0.01", "--no-progress", "--allowed-hosts", "127.0.0.1"]
@@ -27,7 +32,7 @@ def run(site: FakeWikiArt, out: Path, artists: str | None, *extra: str) -> int:
     argv = ["--out", str(out), "--base-url", site.base_url, *FAST, *extra]
     if artists:
         argv += ["--artists", artists]
-    return scrape.main(argv)
+    return scrape_cli.main(argv)
 
 
 def manifest(out: Path) -> pd.DataFrame:
@@ -432,7 +437,7 @@ def test_public_domain_only_skips_other_artists(tmp_path):
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        scrape.main(["--out", str(tmp_path / "o"), *argv])
+        scrape_cli.main(["--out", str(tmp_path / "o"), *argv])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
@@ -449,7 +454,7 @@ def test_artist_list_files(tmp_path):
 
 
 def test_standardize_only_sees_ok_images(tmp_path):
-    pytest.importorskip("deeppainter.standardize")
+    pytest.importorskip("deeppainter.data.standardize")
     catalog = {"alpha-painter": [FakeWork(100), FakeWork(101), FakeWork(102, dup_of=100), FakeWork(103, kind="corrupt")],
                "beta-painter": [FakeWork(200)]}
     with FakeWikiArt(catalog) as site:
@@ -472,5 +477,5 @@ def test_second_scrape_into_the_same_folder_is_refused(tmp_path, capsys):
     with open(tmp_path / ".scrape.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(SystemExit) as exit_info:
-            scrape.main(["--out", str(tmp_path), "--artists", "rembrandt", "--base-url", "http://127.0.0.1:9"])
+            scrape_cli.main(["--out", str(tmp_path), "--artists", "rembrandt", "--base-url", "http://127.0.0.1:9"])
     assert exit_info.value.code == 2 and "another scrape" in capsys.readouterr().err

@@ -11,9 +11,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from deeppainter.data.standardize import (
+    UnreadableImage,
+    load_standardized,
+    open_image,
+    standardize_image,
+    standardize_tree,
+)
 from deeppainter.errors import UserError
-from deeppainter.standardize import (UnreadableImage, load_standardized, open_image, standardize_image,
-                                     standardize_tree)
 
 REPO = Path(__file__).resolve().parent.parent
 WIKIART = REPO.parent / "shared" / "data" / "wikiart14"

@@ -5,7 +5,7 @@ Every model fits on uint8 RGB images (N, H, W, 3) and painter labels and offers
 
 | name               | features                                      | classifier |
 |--------------------|-----------------------------------------------|------------|
-| features-knn       | image-processing features (deeppainter.features) | k-NN    |
+| features-knn       | image-processing features (classical.features)   | k-NN    |
 | features-svm       | image-processing features                     | RBF SVM    |
 | rbm-knn            | BernoulliRBM on 32×32 pixels                  | k-NN       |
 | rbm-svm            | BernoulliRBM on 32×32 pixels                  | RBF SVM    |
@@ -26,7 +26,7 @@ histogram features, Perronnin et al. 2010: it damps the few dominant bins), ``se
 inner grid search choose between none and sqrt, so the choice stays inside the training folds.
 
 Pixel-based models (RBM, raw pixels) see the zero-padding bars, as the CAE does;
-the image-processing features ignore them (see deeppainter.features).
+the image-processing features ignore them (see deeppainter.classical.features).
 
 Runtime, one fold of 10-fold CV on 1,425 images of 64×64 (fit on 1,282, predict 143;
 one core of a shared 2-core machine): features-knn ≈ 2 s, features-svm ≈ 6 s,
@@ -46,9 +46,9 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
+from deeppainter.classical.features import multiscale_features
 from deeppainter.config import CHOICES
 from deeppainter.errors import UserError
-from deeppainter.features import multiscale_features
 
 PIXEL_SIZE = 32  # ASSUMPTION: [P16] does not give the RBM input size; 32×32×3 = 3,072 inputs
 RBM_COMPONENTS = 256  # ASSUMPTION: not given by [P16]

@@ -116,7 +116,7 @@ def load_images(paths: list[str], cfg: DataConfig, workers: int = 2, progress: b
     Unreadable files are left out and listed (with the reason) in ``skipped_csv`` when given;
     nothing is dropped silently.
     """
-    from deeppainter.standardize import UnreadableImage, load_standardized
+    from deeppainter.data.standardize import UnreadableImage, load_standardized
 
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from deeppainter.data.standardize import content_box
 from deeppainter.errors import UserError
 
-PAD_MAX = 8  # ASSUMPTION: JPEG noise keeps padding bars at or below this value
 CHUNK = 128  # images per vectorised chunk (bounds peak memory at large sizes)
 EPS = 1e-8
 
@@ -81,31 +81,6 @@ def feature_count() -> int:
 
 # --- padding --------------------------------------------------------------------------
 
-def content_box(images: np.ndarray) -> np.ndarray:
-    """(N, 4) int array top, bottom, left, right (exclusive) of the painting inside its bars.
-
-    A bar is a run of full rows (columns) at an edge whose max value is ≤ ``PAD_MAX``;
-    where bars are found, a margin of resampling-blurred pixels next to them is dropped
-    too. An image that is (almost) all black keeps the whole frame.
-    """
-    n, h, w = images.shape[:3]
-    dark_rows = images.max(axis=(2, 3)) <= PAD_MAX
-    dark_cols = images.max(axis=(1, 3)) <= PAD_MAX
-
-    def leading(dark):
-        return np.cumprod(dark, axis=1).sum(axis=1)
-
-    margin = max(1, min(h, w) // 64)  # bilinear / antialiased resize blurs the bar edge
-    top, bottom = leading(dark_rows), h - leading(dark_rows[:, ::-1])
-    left, right = leading(dark_cols), w - leading(dark_cols[:, ::-1])
-    top = np.where(top > 0, top + margin, 0)
-    bottom = np.where(bottom < h, bottom - margin, h)
-    left = np.where(left > 0, left + margin, 0)
-    right = np.where(right < w, right - margin, w)
-    empty = (bottom - top < 8) | (right - left < 8)
-    box = np.stack([top, bottom, left, right], axis=1)
-    box[empty] = (0, h, 0, w)
-    return box
 
 
 def _box_mask(box, ys, xs, shrink=0):

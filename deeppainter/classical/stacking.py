@@ -10,8 +10,8 @@ Members (``classifier.stack_members``), each its cv10 model of the same name on 
 
 | member       | inputs (computed once per image, cached in the run)          | classifier            |
 |--------------|--------------------------------------------------------------|-----------------------|
-| features-svm | handcrafted features (deeppainter.features)                  | scaled RBF SVM        |
-| cae-svm      | frozen-encoder style descriptors (crossval.encoder_descriptors) | scaled RBF SVM     |
+| features-svm | handcrafted features (classical.features)                    | scaled RBF SVM        |
+| cae-svm      | frozen-encoder style descriptors (models.descriptors)           | scaled RBF SVM     |
 | pixels-svm   | 32×32 pixels (baselines.downsample_pixels)                   | scaled PCA → RBF SVM  |
 
 Cost: each member is fitted ``stack_folds + 1`` times per outer fold.
@@ -27,27 +27,25 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from deeppainter.baselines import build_baseline, downsample_pixels, scaled_svm_steps
+from deeppainter.classical.baselines import (
+    build_baseline,
+    downsample_pixels,
+    scaled_svm_steps,
+)
 from deeppainter.config import Config
+from deeppainter.models.registry import FoldContext
 from deeppainter.runs import cached_npy
-
-STACK = "stack"
-ENCODER_MEMBERS = ("cae-svm",)
-
-
-def uses_encoder(cfg: Config) -> bool:
-    return any(member in ENCODER_MEMBERS for member in cfg.classifier.stack_members)
 
 
 def member_inputs(name: str, images: np.ndarray, cfg: Config, seed: int, cache_dir: Path,
                   encoder_path: Path | None) -> np.ndarray:
     """The array the member's classifier reads, one row per image."""
     if name == "cae-svm":
-        from deeppainter.crossval import EncoderSVMModel
+        from deeppainter.classical.sklearn_models import EncoderSVMModel
 
         return EncoderSVMModel(encoder_path, images, seed, cache_dir).descriptors
     if name == "features-svm":
-        from deeppainter.features import multiscale_features
+        from deeppainter.classical.features import multiscale_features
 
         scales = cfg.classifier.feature_scales
         return cached_npy(Path(cache_dir) / "image_features.npy", lambda: multiscale_features(images, scales))
@@ -72,6 +70,10 @@ class StackModel:
         self.inputs = np.concatenate(blocks, axis=1).astype("float32")
         edges = np.cumsum([0] + [block.shape[1] for block in blocks])
         self.columns = {name: np.arange(edges[i], edges[i + 1]) for i, name in enumerate(self.members)}
+
+    @classmethod
+    def from_context(cls, ctx: FoldContext) -> StackModel:
+        return cls(ctx.cfg, ctx.images, ctx.seed, ctx.cache_dir, ctx.encoder_path)
 
     def build(self) -> StackingClassifier:
         return StackingClassifier(

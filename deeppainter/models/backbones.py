@@ -19,10 +19,7 @@ import re
 from pathlib import Path
 
 import keras
-import numpy as np
-import pandas as pd
 from keras import layers, ops
-from sklearn.utils.class_weight import compute_class_weight
 
 from deeppainter.config import Config
 from deeppainter.errors import UserError
@@ -154,70 +151,3 @@ def build_backbone_classifier(family: str, image_size: int, num_classes: int, cf
     return keras.Model(inputs, outputs, name=f"{family}_classifier"), base
 
 
-class BackboneModel:
-    """A transfer backbone as a cv10 fold model (same protocol as ``crossval.EncoderHeadModel``)."""
-
-    def __init__(self, family: str, cfg: Config, images: np.ndarray, num_classes: int, seed: int,
-                 verbose: int = 0):
-        self.family, self.cfg, self.images = family, cfg, images
-        self.num_classes, self.seed, self.verbose = num_classes, seed, verbose
-
-    def _fit_phase(self, model, optimizer, fit, val, epochs: int, class_weight) -> pd.DataFrame:
-        # ASSUMPTION: no XLA on TensorFlow: compiling a ResNet-50 step costs more than a small fold's
-        # training; JAX always compiles ("auto"), or it would run op by op.
-        jit = False if keras.backend.backend() == "tensorflow" else "auto"
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      jit_compile=jit)
-        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.cfg.backbone.patience,
-                                                restore_best_weights=True)
-        history = model.fit(fit, validation_data=val, epochs=epochs, callbacks=[stopper],
-                            class_weight=class_weight, verbose=self.verbose)
-        return pd.DataFrame(history.history)
-
-    def train(self, train_idx: np.ndarray, labels: np.ndarray, seed: int) -> tuple[keras.Model, pd.DataFrame]:
-        from deeppainter.crossval import inner_split
-        from deeppainter.training import ArrayBatches
-
-        bcfg, ccfg = self.cfg.backbone, self.cfg.classifier
-        keras.utils.set_random_seed(seed)
-        fit_idx, val_idx = inner_split(train_idx, labels, ccfg.val_fraction, seed)
-        model, base = build_backbone_classifier(self.family, self.cfg.data.image_size, self.num_classes,
-                                                self.cfg, seed)
-        class_weight = None
-        if bcfg.class_weights:
-            present = np.unique(labels[fit_idx])
-            weights = compute_class_weight("balanced", classes=present, y=labels[fit_idx])
-            class_weight = {int(c): float(w) for c, w in zip(present, weights)}
-        fit = ArrayBatches(self.images, fit_idx, labels, ccfg.batch_size, shuffle=True, seed=seed)
-        val = ArrayBatches(self.images, val_idx, labels, ccfg.batch_size, shuffle=False)
-        # Phase 1: frozen backbone, head only.
-        base.trainable = False
-        histories = [self._fit_phase(model, keras.optimizers.Adam(bcfg.lr_head), fit, val, bcfg.head_epochs,
-                                     class_weight).assign(phase="head")]
-        if bcfg.fine_tune:  # Phase 2: everything, stem/body/head at their own learning rates.
-            base.trainable = True
-            optimizer = DifferentialAdam(learning_rate=bcfg.lr_head, stem_pattern=_STEM_PATTERNS[self.family],
-                                         head_pattern=f"^{HEAD_PREFIX}", stem_factor=bcfg.lr_stem / bcfg.lr_head,
-                                         body_factor=bcfg.lr_body / bcfg.lr_head)
-            histories.append(self._fit_phase(model, optimizer, fit, val, bcfg.epochs,
-                                             class_weight).assign(phase="fine_tune"))
-        history = pd.concat(histories, ignore_index=True).rename_axis("epoch").reset_index()
-        return model, history
-
-    def predict(self, model: keras.Model, indices: np.ndarray) -> np.ndarray:
-        from deeppainter.training import ArrayBatches
-
-        batches = ArrayBatches(self.images, indices, batch_size=64, shuffle=False)
-        return np.asarray(model.predict(batches, verbose=0), dtype="float64")
-
-    def fit_predict(self, fold: int, train_idx, test_idx, labels):
-        model, history = self.train(train_idx, labels, seed=self.seed * 1000 + fold)
-        info = {"epochs_run": len(history), "best_epoch": int(history["val_loss"].idxmin()) + 1,
-                "backbone": self.family, "weights": self.cfg.backbone.weights or "random",
-                "fine_tune": self.cfg.backbone.fine_tune}
-        return self.predict(model, test_idx), info, history
-
-    def save_final(self, labels: np.ndarray, path: Path) -> None:
-        """Train on every image (early stopping on an inner split) and save one pixels→softmax model."""
-        model, _ = self.train(np.arange(len(labels)), labels, seed=self.seed * 1000 + 999)
-        model.save(path)

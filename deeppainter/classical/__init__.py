@@ -1,0 +1,1 @@
+"""Classical models: handcrafted image features, the paper's Table 1 baselines, stacking."""

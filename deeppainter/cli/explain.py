@@ -1,0 +1,68 @@
+"""``python -m deeppainter.explain``: Grad-CAM heat maps for a trained model (deeppainter.eval.explain)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deeppainter.cli import common
+from deeppainter.cli.predict import add_model_arguments, output_folder, timestamp
+from deeppainter.errors import UserError
+from deeppainter.eval.explain import grad_cam, overlay_png
+from deeppainter.eval.inference import (
+    expand_inputs,
+    load_final_model,
+    standardise_files,
+)
+from deeppainter.runs import atomic_write_bytes, atomic_write_csv
+
+
+def parse_args(argv=None):
+    parser = common.make_parser("explain", __doc__)
+    add_model_arguments(parser, "the gradcam_<time>/ folder of heat maps")
+    parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images (any size)")
+    parser.add_argument("--class", dest="target", default="",
+                        help="painter whose evidence to show; default: each image's predicted painter")
+    parser.add_argument("--alpha", type=float, default=0.45, help="opacity of the heat map over the image")
+    return parser.parse_args(argv)
+
+
+
+def run(args) -> Path:
+    from tqdm.auto import tqdm
+
+    common.seed_everything(args.seed)
+    final = load_final_model(args.model)
+    if not final.is_neural:
+        raise UserError(f"--model {args.model}: Grad-CAM needs a neural model (cae or a backbone), but this run "
+                        f"saved the scikit-learn baseline {final.name!r}; explain a cv10 run of --model cae")
+    if args.target and args.target not in final.classes:
+        raise UserError(f"--class {args.target!r}: not a class of this model; known: {', '.join(final.classes)}")
+    class_index = final.classes.index(args.target) if args.target else None
+    paths = expand_inputs(args.images)
+    images, reasons = standardise_files(paths, final)
+    folder = output_folder(args, final.run_dir) / f"gradcam_{timestamp()}"
+    readable, rows = iter(images), []
+    for number, (path, reason) in enumerate(tqdm(list(zip(paths, reasons)), desc="Grad-CAM", unit="img")):
+        if reason:
+            print(f"{path}: unreadable ({reason})")
+            rows.append({"path": str(path), "error": reason})
+            continue
+        image = next(readable)
+        heat, probabilities = grad_cam(final.model, image, class_index)
+        target = class_index if class_index is not None else int(np.argmax(probabilities))
+        png = folder / f"{number:03d}_{Path(path).stem}_gradcam.png"
+        atomic_write_bytes(png, overlay_png(image, heat, args.alpha))
+        if np.ptp(heat) == 0:
+            print(f"note: {path}: uniform heat map (the feature map is 1×1 at {final.image_size}px, or no positive "
+                  f"evidence for the class); a larger data.image_size gives finer maps")
+        rows.append({"path": str(path), "error": "", "class": final.classes[target],
+                     "probability": float(probabilities[target]), "heatmap": png.name})
+        print(f"{path}: {final.classes[target]} {100 * probabilities[target]:.1f}% → {png}")
+    atomic_write_csv(folder / "gradcam.csv", pd.DataFrame(rows))
+    print(f"heat maps in {folder}")
+    return folder
+
+
+main = common.command(run, parse_args)

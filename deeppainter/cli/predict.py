@@ -1,0 +1,90 @@
+"""``python -m deeppainter.predict``: top-k painters for new images with a trained model (deeppainter.eval.inference)."""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deeppainter.cli import common
+from deeppainter.errors import UserError
+from deeppainter.eval.inference import (
+    expand_inputs,
+    load_final_model,
+    standardise_files,
+)
+from deeppainter.runs import atomic_write_csv
+
+
+def output_folder(args, run_dir: Path) -> Path:
+    """``--out`` when given, otherwise the model's run folder."""
+    return Path(args.out) if args.out is not None else Path(run_dir)
+
+
+
+def timestamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+
+def add_model_arguments(parser, what: str) -> None:
+    parser.add_argument("--model", type=Path, required=True,
+                        help="a cv10 run folder made with --save-final-model (holds final_model.json)")
+    parser.set_defaults(out=None)
+    for action in parser._actions:  # the shared --out means "runs root" elsewhere; say what it means here
+        if action.dest == "out":
+            action.help = f"folder for {what}; default: the --model run folder"
+
+
+
+def parse_args(argv=None):
+    parser = common.make_parser("predict", __doc__)
+    add_model_arguments(parser, "predictions_<time>.csv")
+    parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images (any size)")
+    parser.add_argument("--top-k", type=int, default=3, help="how many painters to print per image")
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        raise UserError(f"--top-k {args.top_k}: must be at least 1")
+    return args
+
+
+
+def prediction_table(paths: list[Path], reasons: list[str], probabilities: np.ndarray, classes: list[str],
+                     top_k: int) -> pd.DataFrame:
+    rows, readable = [], iter(probabilities)
+    for path, reason in zip(paths, reasons):
+        row: dict = {"path": str(path), "error": reason}
+        if not reason:
+            probs = next(readable)
+            for rank, index in enumerate(np.argsort(-probs)[:top_k], start=1):
+                row[f"top{rank}"], row[f"prob{rank}"] = classes[index], float(probs[index])
+            row.update({f"prob_{name}": float(p) for name, p in zip(classes, probs)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+
+def run(args) -> Path:
+    common.seed_everything(args.seed)
+    final = load_final_model(args.model)
+    paths = expand_inputs(args.images)
+    images, reasons = standardise_files(paths, final)
+    probabilities = final.predict_proba(images)
+    top_k = min(args.top_k, len(final.classes))
+    table = prediction_table(paths, reasons, probabilities, final.classes, top_k)
+    for row in table.to_dict(orient="records"):
+        if row["error"]:
+            print(f"{row['path']}: unreadable ({row['error']})")
+        else:
+            ranked = ", ".join(f"{row[f'top{r}']} {100 * row[f'prob{r}']:.1f}%" for r in range(1, top_k + 1))
+            print(f"{row['path']}: {ranked}")
+    csv_path = output_folder(args, final.run_dir) / f"predictions_{timestamp()}.csv"
+    atomic_write_csv(csv_path, table)
+    bad = sum(1 for r in reasons if r)
+    print(f"{len(paths) - bad} images predicted with {final.name} ({bad} unreadable); written to {csv_path}")
+    return csv_path
+
+
+
+main = common.command(run, parse_args)

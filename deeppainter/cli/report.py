@@ -1,0 +1,21 @@
+"""``python -m deeppainter.report``: regenerate results/README.md from the run folders."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from deeppainter.cli.common import entry_point
+from deeppainter.eval.report import render
+from deeppainter.runs import atomic_write_text
+
+
+@entry_point
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m deeppainter.report", description=__doc__)
+    parser.add_argument("--results", "--out", type=Path, default=Path("results"),
+                        help="results folder holding runs/; results/README.md is rewritten")
+    args = parser.parse_args(argv)
+    text = render(args.results)
+    atomic_write_text(args.results / "README.md", text)
+    print(f"wrote {args.results / 'README.md'}")
+    return 0

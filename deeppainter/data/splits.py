@@ -1,0 +1,35 @@
+"""How images are split: the stratified outer folds, the inner validation split of the training folds, and the autoencoder's train/validation split."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+
+def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Class names → integer targets in the order of ``classes`` (the softmax / probability columns)."""
+    return labels.map({name: index for index, name in enumerate(classes)}).to_numpy()
+
+
+
+def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+
+def inner_split(train_idx: np.ndarray, labels: np.ndarray, val_fraction: float,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified validation split of the training folds (never the test fold) for early stopping."""
+    classes = len(np.unique(labels[train_idx]))
+    # Stratification needs at least one validation image per class.
+    val_count = max(int(round(val_fraction * len(train_idx))), classes)
+    fit_idx, val_idx = train_test_split(train_idx, test_size=val_count, random_state=seed,
+                                        stratify=labels[train_idx])
+    return np.sort(fit_idx), np.sort(val_idx)
+
+
+def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    val_count = max(1, int(round(count * val_fraction))) if count > 1 else 0
+    return np.sort(order[val_count:]), np.sort(order[:val_count])

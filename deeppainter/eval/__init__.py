@@ -1,0 +1,1 @@
+"""Evaluation: the fold protocol, metrics, published numbers, trained-model inference, Grad-CAM, the report."""

@@ -1,0 +1,115 @@
+"""``python -m deeppainter.predict --model RUN_DIR IMAGE_OR_DIR...``: top-k painters for new images.
+
+RUN_DIR is a cv10 run folder made with ``--save-final-model``. Every image (any size or format)
+is standardised exactly as in training (size, pad/crop/resize, pad colour from
+``final_model.json``). The top-k painters are printed and written, with every class's
+probability, to ``predictions_<UTC time>.csv`` in RUN_DIR, or in ``--out`` when given.
+Unreadable files are listed with the reason in the same CSV, never a crash.
+"""
+from __future__ import annotations
+
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from deeppainter.data.datasets import IMAGE_SUFFIXES
+from deeppainter.errors import UserError
+from deeppainter.runs import read_json
+
+FINAL_JSON = "final_model.json"
+
+
+@dataclass
+class FinalModel:
+    """A cv10 ``--save-final-model`` model and the standardisation it was trained with."""
+
+    run_dir: Path
+    name: str
+    classes: list[str]
+    image_size: int
+    mode: str
+    pad_color: tuple[int, int, int]
+    model: object  # a keras.Model ([0, 1] floats in) or a fitted scikit-learn pipeline (uint8 in)
+    trim_bars: bool = False
+
+    @property
+    def is_neural(self) -> bool:
+        import keras
+
+        return isinstance(self.model, keras.Model)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """uint8 (N, S, S, 3) standardised images → (N, K) class probabilities."""
+        if not len(images):
+            return np.zeros((0, len(self.classes)))
+        if self.is_neural:
+            chunks = [self.model.predict(images[i:i + batch_size].astype("float32") / 255.0, verbose=0)
+                      for i in range(0, len(images), batch_size)]
+            return np.concatenate(chunks).astype("float64")
+        return np.asarray(self.model.predict_proba(np.asarray(images)), dtype="float64")
+
+
+def load_final_model(run_dir: Path) -> FinalModel:
+    run_dir = Path(run_dir)
+    meta_file = run_dir / FINAL_JSON
+    if not meta_file.is_file():
+        raise UserError(f"--model {run_dir}: no {FINAL_JSON} there; re-run `python -m deeppainter.cv10 ... "
+                        f"--save-final-model` and pass that run folder")
+    meta = read_json(meta_file)
+    path = run_dir / meta["path"]
+    if not path.is_file():
+        raise UserError(f"--model {run_dir}: {FINAL_JSON} names {path.name}, which is missing; re-run cv10 "
+                        f"with --save-final-model")
+    if path.suffix == ".pkl":
+        with open(path, "rb") as handle:
+            model = pickle.load(handle)
+    else:
+        import keras
+
+        # The custom layers a saved model refers to are registered when their modules are imported.
+        import deeppainter.models.backbones  # noqa: F401
+        import deeppainter.models.classifier  # noqa: F401
+        import deeppainter.models.layers  # noqa: F401
+
+        model = keras.models.load_model(path, compile=False)
+    return FinalModel(run_dir, meta["model"], list(meta["classes"]), int(meta["image_size"]), meta["mode"],
+                      tuple(meta["pad_color"]), model, bool(meta.get("trim_bars", False)))
+
+
+def expand_inputs(items: list[Path]) -> list[Path]:
+    """Files as given (readable or not: they are reported), folders → their image files, recursively."""
+    paths: list[Path] = []
+    for item in items:
+        item = Path(item)
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not p.name.startswith("."))
+            if not found:
+                print(f"warning: {item}: no image files in this folder", file=sys.stderr)
+            paths.extend(found)
+        else:
+            paths.append(item)
+    if not paths:
+        raise UserError("no images given: pass image files or folders of images")
+    return paths
+
+
+def standardise_files(paths: list[Path], final: FinalModel, progress: bool = True) -> tuple[np.ndarray, list[str]]:
+    """uint8 images of the readable files, and one reason per path ("" = read fine)."""
+    from deeppainter.data.standardize import UnreadableImage, load_standardized
+
+    images, reasons = [], []
+    for path in tqdm(paths, desc=f"standardising to {final.image_size}px", unit="img", disable=not progress):
+        try:
+            if not Path(path).is_file():
+                raise UnreadableImage(path, "no such file")
+            images.append(load_standardized(path, final.image_size, final.mode, final.pad_color, final.trim_bars))
+            reasons.append("")
+        except (UnreadableImage, OSError) as exc:
+            reasons.append(getattr(exc, "reason", str(exc)))
+    size = final.image_size
+    return (np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)), reasons

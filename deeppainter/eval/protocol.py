@@ -1,0 +1,103 @@
+"""The 10-fold protocol and the models it evaluates.
+
+``run_protocol`` is the whole protocol in one function: scikit-learn ``StratifiedKFold`` folds,
+one out-of-fold prediction per image, model selection (early stopping) on a validation split
+carved from the training folds only, and one result file per finished fold so a re-run resumes.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from deeppainter.config import Config
+from deeppainter.data.splits import label_indices, make_folds
+from deeppainter.eval import metrics
+from deeppainter.eval.published import PUBLISHED, task_name
+from deeppainter.runs import atomic_write_csv, atomic_write_json, mark_done, read_json
+
+
+def fold_file(run_dir: Path, fold: int) -> Path:
+    return Path(run_dir) / "folds" / f"fold{fold:02d}.csv"
+
+
+def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed: int, run_dir: Path,
+                 only_folds: list[int] | None = None) -> pd.DataFrame:
+    """Run (or resume) the folds and return every finished fold's out-of-fold predictions."""
+    labels = label_indices(table["label"], classes)
+    folds = make_folds(labels, cfg.cv.folds, seed)
+    selected = only_folds if only_folds is not None else list(range(len(folds)))
+    todo = [k for k in selected if not fold_file(run_dir, k).exists()]
+    if len(todo) < len(selected):
+        print(f"resuming: folds {sorted(set(selected) - set(todo))} already finished, skipping them")
+    for fold in tqdm(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold"):
+        train_idx, test_idx = folds[fold]
+        start = time.perf_counter()
+        probabilities, info, history = model.fit_predict(fold, train_idx, test_idx, labels)
+        info = {"fold": fold, "n_train": len(train_idx), "n_test": len(test_idx),
+                "seconds": time.perf_counter() - start, **info}
+        frame = pd.DataFrame({"path": table["path"].to_numpy()[test_idx], "true": table["label"].to_numpy()[test_idx],
+                              "predicted": np.array(classes)[probabilities.argmax(axis=1)], "fold": fold})
+        for index, name in enumerate(classes):
+            frame[f"prob_{name}"] = probabilities[:, index]
+        if history is not None:
+            atomic_write_csv(fold_file(run_dir, fold).with_suffix(".history.csv"), history.assign(fold=fold))
+        atomic_write_json(fold_file(run_dir, fold).with_suffix(".json"), info)
+        atomic_write_csv(fold_file(run_dir, fold), frame)  # written last: its presence marks the fold done
+    return collect_folds([run_dir])
+
+
+def collect_folds(run_dirs: list[Path]) -> pd.DataFrame:
+    frames = [pd.read_csv(f) for run_dir in run_dirs for f in sorted((Path(run_dir) / "folds").glob("fold??.csv"))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def fold_infos(run_dirs: list[Path]) -> list[dict]:
+    return [read_json(f) for run_dir in run_dirs for f in sorted((Path(run_dir) / "folds").glob("fold??.json"))]
+
+
+def paper_table(summary: dict, model: str, classes: list[str]) -> pd.DataFrame:
+    rows = [{"source": "ours (this run)", "model": model,
+             **{m: metrics.format_percent(summary[f"{m}_mean"], summary[f"{m}_std"]) for m in metrics.METRICS},
+             "95% CI (acc)": "–".join(f"{100 * v:.1f}" for v in summary["accuracy_ci95"])}]
+    for source, published_model, values in PUBLISHED.get(task_name(classes), []):
+        rows.append({"source": source, "model": published_model,
+                     **{m: f"{values[m]:.2f}" if m in values else "" for m in metrics.METRICS}})
+    return pd.DataFrame(rows).fillna("")
+
+
+
+def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | None:
+    """Aggregate when every fold is present; write the reports and return the summary."""
+    predictions = collect_folds(folds_dirs)
+    if predictions.empty or predictions["fold"].nunique() < cfg.cv.folds:
+        done = sorted(predictions["fold"].unique()) if not predictions.empty else []
+        print(f"folds finished so far: {done} of {cfg.cv.folds}; run the rest, then `cv10 merge` if they "
+              f"ran in other folders")
+        return None
+    classes = record["arguments"]["classes"]
+    summary = metrics.summarise(predictions, classes, cfg.cv.bootstrap, record["seed"])
+    infos = fold_infos(folds_dirs)
+    histories = [pd.read_csv(f) for d in folds_dirs for f in sorted((Path(d) / "folds").glob("fold??.history.csv"))]
+    if histories:
+        atomic_write_csv(run_dir / "history.csv", pd.concat(histories, ignore_index=True))
+    model = record["arguments"]["model"]
+    table = paper_table(summary, model, classes)
+    extra = {"model": model, "task": task_name(classes), "preset": record["preset"],
+             "experiment": record["arguments"].get("experiment", ""),
+             "wall_seconds_folds": float(sum(i["seconds"] for i in infos)),
+             "fold_details": infos}
+    metrics.write_reports(run_dir, predictions, summary, extra,
+                             title=f"{model}, {len(predictions)} images, {cfg.cv.folds}-fold CV")
+    atomic_write_csv(run_dir / "paper_table.csv", table)
+    print(f"\n{cfg.cv.folds}-fold cross validation, {len(predictions)} images, {len(classes)} classes "
+          f"(percent, mean ± std over folds):")
+    print(table.to_string(index=False))
+    for pair in summary["most_confused"][:3]:
+        print(f"most confused: {pair['pair']} ({pair['confusions']} images)")
+    mark_done(run_dir)
+    print(f"run folder: {run_dir}")
+    return summary

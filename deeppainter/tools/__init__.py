@@ -1,0 +1,1 @@
+"""Tools: the benchmark and FLOP counting."""

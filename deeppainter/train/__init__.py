@@ -1,0 +1,1 @@
+"""Training: autoencoder pre-training, the shared Keras head trainer, the Keras fold models, distribution."""
