@@ -1,12 +1,14 @@
 """Golden tests of the pretrained extractors: they fail for random or mis-converted weights."""
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
 import pickle
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,59 @@ def test_unpickler_refuses_os_system(tmp_path, monkeypatch):
     with pytest.raises(pickle.UnpicklingError, match="builtins.eval"):
         torch_pickle.RestrictedUnpickler(io.BytesIO(b"cbuiltins\neval\n(S'1'\ntR.")).load()
     assert not (tmp_path / "evil-marker").exists()
+
+
+def _legacy_checkpoint(path: Path, storage: np.ndarray, tensors: dict, monkeypatch) -> None:
+    """Write ``tensors`` ({name: (offset, size, stride)} views of one float32 storage) the way torch < 1.6
+    did, with stand-in ``torch`` modules so that pickle can name torch's globals."""
+    class FloatStorage:
+        pass
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("only pickled, never called")
+
+    the_storage = object()  # pickled as a persistent id naming the storage class, as torch does
+
+    class Tensor:
+        def __init__(self, offset, size, stride):
+            self.args = (offset, size, stride)
+
+        def __reduce__(self):
+            return _rebuild_tensor_v2, (the_storage, *self.args, False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", FloatStorage, "0", "cpu", storage.size, None) if obj is the_storage else None
+
+    torch_module, utils_module = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    torch_module.FloatStorage, utils_module._rebuild_tensor_v2 = FloatStorage, _rebuild_tensor_v2
+    FloatStorage.__module__, _rebuild_tensor_v2.__module__ = "torch", "torch._utils"
+    FloatStorage.__qualname__ = "FloatStorage"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    buffer = io.BytesIO()
+    for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+        pickle.dump(header, buffer, protocol=2)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "torch", torch_module)
+        patch.setitem(sys.modules, "torch._utils", utils_module)
+        Pickler(buffer, protocol=2).dump(collections.OrderedDict((k, Tensor(*v)) for k, v in tensors.items()))
+    pickle.dump(["0"], buffer, protocol=2)
+    buffer.write(np.int64(storage.size).tobytes() + storage.astype("<f4").tobytes())
+    path.write_bytes(buffer.getvalue())
+
+
+def test_state_dict_views_and_bounds(tmp_path, monkeypatch):
+    from deeppainter.models.pretrained import torch_pickle
+
+    storage = np.arange(12, dtype=np.float32)
+    checkpoint = tmp_path / "toy.pth"
+    _legacy_checkpoint(checkpoint, storage, {"w": (0, (3, 4), (4, 1)), "t": (1, (2, 3), (1, 4))}, monkeypatch)
+    state = torch_pickle.load_state_dict(checkpoint)
+    np.testing.assert_array_equal(state["w"], storage.reshape(3, 4))
+    np.testing.assert_array_equal(state["t"], [[1, 5, 9], [2, 6, 10]])  # t[i, j] = storage[1 + i + 4 j]
+    _legacy_checkpoint(checkpoint, storage, {"w": (0, (4, 4), (4, 1))}, monkeypatch)
+    with pytest.raises(ValueError, match="outside its storage"):
+        torch_pickle.load_state_dict(checkpoint)
 
 
 def test_state_dict_of_installed_checkpoint():

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from deeppainter.datasets import default_cache_dir
 from deeppainter.errors import UserError

@@ -85,6 +85,16 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._storages[key]
 
 
+def _inside(ref: _TensorRef, numel: int) -> bool:
+    """Whether every element of the view lies in its storage: as_strided does not check, so a crafted
+    size or stride would otherwise read arbitrary memory."""
+    if len(ref.size) != len(ref.stride) or ref.offset < 0 or min(ref.stride, default=0) < 0:
+        return False
+    if 0 in ref.size:
+        return True
+    return ref.offset + sum((n - 1) * step for n, step in zip(ref.size, ref.stride)) < numel
+
+
 def _load_one(handle, storages: dict | None = None):
     return RestrictedUnpickler(handle, storages).load()
 
@@ -127,6 +137,8 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         if not isinstance(ref, _TensorRef):
             raise ValueError(f"{path}: entry {name!r} is not a tensor")
         flat = arrays[ref.storage_key]
+        if not _inside(ref, len(flat)):
+            raise ValueError(f"{path}: tensor {name!r} reaches outside its storage")
         itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(flat[ref.offset:], shape=ref.size,
                                                strides=tuple(s * itemsize for s in ref.stride))
