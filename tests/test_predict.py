@@ -59,7 +59,7 @@ def check_predictions(csv_path, classes):
 @pytest.mark.parametrize("which", ["cae_run", "baseline_run"])
 def test_predict_lists_top_k_and_unreadable_files(which, request, mixed_inputs, tmp_path, capsys):
     run_dir = request.getfixturevalue(which)
-    predict.main(["--model", str(run_dir), str(mixed_inputs), "--top-k", "2", "--out", str(tmp_path / "p")])
+    predict.main(["--run", str(run_dir), str(mixed_inputs), "--top-k", "2", "--out", str(tmp_path / "p")])
     (csv_path,) = (tmp_path / "p").glob("predictions_*.csv")
     check_predictions(csv_path, read_json(run_dir / "final_model.json")["classes"])
     assert "unreadable" in capsys.readouterr().out
@@ -78,13 +78,13 @@ def test_predict_standardises_like_training(cae_run, synthetic_painters):
 
 def test_predict_without_final_model_says_how_to_make_one(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        predict.main(["--model", str(tmp_path), "x.jpg"])
+        predict.main(["--run", str(tmp_path), "x.jpg"])
     assert exit_info.value.code == 2
     assert "--save-final-model" in capsys.readouterr().err
 
 
 def test_predict_cli_writes_into_the_run_folder(cae_run, mixed_inputs):
-    done = subprocess.run([sys.executable, "-m", "deeppainter.predict", "--model", str(cae_run),
+    done = subprocess.run([sys.executable, "-m", "deeppainter.predict", "--run", str(cae_run),
                            str(mixed_inputs / "a.jpg")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "a.jpg: painter" in done.stdout
@@ -92,7 +92,7 @@ def test_predict_cli_writes_into_the_run_folder(cae_run, mixed_inputs):
 
 
 def test_evaluate_scores_an_external_folder(cae_run, synthetic_painters, tmp_path):
-    evaluate.main(["--preset", "smoke", "--model", str(cae_run), "--data", str(synthetic_painters),
+    evaluate.main(["--preset", "smoke", "--run", str(cae_run), "--data", str(synthetic_painters),
                    "--out", str(tmp_path)])
     (run_dir,) = tmp_path.glob("*_evaluate_*")
     metrics = read_json(run_dir / "metrics.json")
@@ -106,7 +106,7 @@ def test_evaluate_rejects_unknown_class_folders(cae_run, synthetic_painters, tmp
     shutil.copytree(synthetic_painters / "painter0", data / "painter0")
     shutil.copytree(synthetic_painters / "painter1", data / "monet")
     with pytest.raises(SystemExit):
-        evaluate.main(["--model", str(cae_run), "--data", str(data), "--out", str(tmp_path / "runs")])
+        evaluate.main(["--run", str(cae_run), "--data", str(data), "--out", str(tmp_path / "runs")])
     error = capsys.readouterr().err
     assert "monet" in error and "painter0, painter1, painter2" in error
 
@@ -120,7 +120,7 @@ def test_grad_cam_of_the_cae_has_the_image_size_and_structure(cae_run, synthetic
 
 
 def test_explain_cli_writes_overlays(cae_run, mixed_inputs, tmp_path):
-    explain_cli.main(["--model", str(cae_run), str(mixed_inputs), "--class", "painter1", "--out", str(tmp_path)])
+    explain_cli.main(["--run", str(cae_run), str(mixed_inputs), "--class", "painter1", "--out", str(tmp_path)])
     (folder,) = tmp_path.glob("gradcam_*")
     table = pd.read_csv(folder / "gradcam.csv", keep_default_na=False)
     assert len(table) == 3 and (table["error"] != "").sum() == 1
@@ -130,7 +130,7 @@ def test_explain_cli_writes_overlays(cae_run, mixed_inputs, tmp_path):
 
 def test_explain_refuses_baselines(baseline_run, synthetic_painters, capsys):
     with pytest.raises(SystemExit):
-        explain_cli.main(["--model", str(baseline_run), str(synthetic_painters / "painter0" / "0.jpg")])
+        explain_cli.main(["--run", str(baseline_run), str(synthetic_painters / "painter0" / "0.jpg")])
     assert "needs a neural model" in capsys.readouterr().err
 
 
@@ -142,3 +142,8 @@ def test_grad_cam_of_a_backbone():
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     heat, probabilities = explain.grad_cam(model, image)
     assert heat.shape == (64, 64) and np.isfinite(heat).all() and probabilities.shape == (3,)
+
+
+def test_model_is_a_deprecated_alias_of_run(cae_run, mixed_inputs, tmp_path, capsys):
+    predict.main(["--model", str(cae_run), str(mixed_inputs / "a.jpg"), "--out", str(tmp_path)])
+    assert "--model RUN_DIR is deprecated" in capsys.readouterr().err

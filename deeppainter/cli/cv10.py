@@ -3,7 +3,8 @@
 Without ``--encoder`` it first pre-trains an autoencoder with the same preset, then trains the
 frozen-encoder classifier in every fold and prints the paper's table beside ours.
 ``python -m deeppainter.cv10 merge RUN_DIR...`` combines fold subsets run on different machines;
-``python -m deeppainter.cv10 ensemble RUN_DIR...`` averages finished runs' probabilities fold by fold.
+``python -m deeppainter.cv10 ensemble RUN_DIR...`` averages finished runs' probabilities fold by fold;
+``python -m deeppainter.cv10 models`` lists every model ``--model`` can name.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from deeppainter.runs import (
 
 
 def parse_args(argv=None):
-    parser = common.make_parser("cv10", __doc__)
+    parser = common.make_parser("cv10", __doc__, usage=USAGE)
     parser.add_argument("--data", type=Path, default=None,
                         help="folder of class folders (or manifest CSV); default: the embedded 120-painting sample")
     parser.add_argument("--classes", default="",
@@ -265,7 +266,21 @@ def ensemble(argv) -> Path:
     return run_dir
 
 
-SUBCOMMANDS = {"merge": merge, "ensemble": ensemble}
+def models(argv) -> None:
+    """Print every registered model with what it is."""
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m deeppainter.cv10 models", description=models.__doc__).parse_args(argv)
+    width = max(len(name) for name in registry.list_models())
+    for name, text in registry.describe_all():
+        print(f"{name:<{width}}  {text}")
+
+
+SUBCOMMANDS = {"merge": merge, "ensemble": ensemble, "models": models}
+USAGE = ("python -m deeppainter.cv10 [options]\n"
+         "       python -m deeppainter.cv10 merge RUN_DIR... [--out DIR]\n"
+         "       python -m deeppainter.cv10 ensemble RUN_DIR... [--out DIR]\n"
+         "       python -m deeppainter.cv10 models")
 
 
 @common.entry_point

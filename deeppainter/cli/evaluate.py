@@ -1,4 +1,4 @@
-"""``python -m deeppainter.evaluate --model RUN_DIR --data DIR``: score a saved model on new labelled images.
+"""``python -m deeppainter.evaluate --run RUN_DIR --data DIR``: score a saved model on new labelled images.
 
 DIR holds class folders named like the training classes (a subset is fine). Images are
 standardised exactly as in training. The run folder ``<out>/<time>_evaluate_<preset>_seed<k>/``
@@ -22,8 +22,7 @@ from deeppainter.runs import mark_done, open_run
 
 def parse_args(argv=None):
     parser = common.make_parser("evaluate", __doc__)
-    parser.add_argument("--model", type=Path, required=True,
-                        help="a cv10 run folder made with --save-final-model (holds final_model.json)")
+    common.add_run_option(parser)
     parser.add_argument("--data", type=Path, required=True,
                         help="folder of class folders (or manifest CSV with path,label) named like the training classes")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding images")
@@ -33,13 +32,13 @@ def parse_args(argv=None):
 def run(args) -> Path:
     cfg = common.resolve_config(args)
     common.seed_everything(args.seed)
-    final = load_final_model(args.model)
+    final = load_final_model(args.run)
     table = list_labelled(args.data)
     unknown = sorted(set(table["label"]) - set(final.classes))
     if unknown:
         raise UserError(f"--data {args.data}: class folders {', '.join(unknown)} are not classes of the model "
-                        f"in {args.model}; known classes: {', '.join(final.classes)} (rename or remove those folders)")
-    arguments = {"model": str(Path(args.model).resolve()), "data": str(Path(args.data).resolve())}
+                        f"in {args.run}; known classes: {', '.join(final.classes)} (rename or remove those folders)")
+    arguments = {"model": str(Path(args.run).resolve()), "data": str(Path(args.data).resolve())}
     run_dir, _ = open_run("evaluate", args.preset, args.seed, cfg, arguments, args.out)
     data_cfg = DataConfig(image_size=final.image_size, mode=final.mode, pad_color=final.pad_color,
                           cache_dir=cfg.data.cache_dir)

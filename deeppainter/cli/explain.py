@@ -1,4 +1,11 @@
-"""``python -m deeppainter.explain``: Grad-CAM heat maps for a trained model (deeppainter.eval.explain)."""
+"""``python -m deeppainter.explain --run RUN_DIR IMAGE...``: Grad-CAM heat maps (Selvaraju et al. 2017).
+
+For the CAE classifier the map is taken at the last encoder convolution (``encoder_conv<k>``),
+for the transfer backbones at the backbone's last feature map. Each image is standardised as in
+training; ``<name>_gradcam.png`` (the standardised image with the heat overlaid, same size) goes to
+``gradcam_<UTC time>/`` in RUN_DIR, or in ``--out`` when given, with ``gradcam.csv`` listing the
+class explained and its probability. scikit-learn baselines have no gradients: use a neural model.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,9 +40,9 @@ def run(args) -> Path:
     from tqdm.auto import tqdm
 
     common.seed_everything(args.seed)
-    final = load_final_model(args.model)
+    final = load_final_model(args.run)
     if not final.is_neural:
-        raise UserError(f"--model {args.model}: Grad-CAM needs a neural model (cae or a backbone), but this run "
+        raise UserError(f"--run {args.run}: Grad-CAM needs a neural model (cae or a backbone), but this run "
                         f"saved the scikit-learn baseline {final.name!r}; explain a cv10 run of --model cae")
     if args.target and args.target not in final.classes:
         raise UserError(f"--class {args.target!r}: not a class of this model; known: {', '.join(final.classes)}")

@@ -1,4 +1,11 @@
-"""``python -m deeppainter.predict``: top-k painters for new images with a trained model (deeppainter.eval.inference)."""
+"""``python -m deeppainter.predict --run RUN_DIR IMAGE_OR_DIR...``: top-k painters for new images.
+
+RUN_DIR is a cv10 run folder made with ``--save-final-model``. Every image (any size or format)
+is standardised exactly as in training (size, pad/crop/resize, pad colour from
+``final_model.json``). The top-k painters are printed and written, with every class's
+probability, to ``predictions_<UTC time>.csv`` in RUN_DIR, or in ``--out`` when given.
+Unreadable files are listed with the reason in the same CSV, never a crash.
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -29,12 +36,11 @@ def timestamp() -> str:
 
 
 def add_model_arguments(parser, what: str) -> None:
-    parser.add_argument("--model", type=Path, required=True,
-                        help="a cv10 run folder made with --save-final-model (holds final_model.json)")
+    common.add_run_option(parser)
     parser.set_defaults(out=None)
     for action in parser._actions:  # the shared --out means "runs root" elsewhere; say what it means here
         if action.dest == "out":
-            action.help = f"folder for {what}; default: the --model run folder"
+            action.help = f"folder for {what}; default: the --run folder"
 
 
 
@@ -67,7 +73,7 @@ def prediction_table(paths: list[Path], reasons: list[str], probabilities: np.nd
 
 def run(args) -> Path:
     common.seed_everything(args.seed)
-    final = load_final_model(args.model)
+    final = load_final_model(args.run)
     paths = expand_inputs(args.images)
     images, reasons = standardise_files(paths, final)
     probabilities = final.predict_proba(images)

@@ -1,11 +1,8 @@
-"""``python -m deeppainter.explain --model RUN_DIR IMAGE...``: Grad-CAM heat maps (Selvaraju et al. 2017).
+"""Grad-CAM (Selvaraju et al. 2017) for the Keras classifiers.
 
-For the CAE classifier the map is taken at the last encoder convolution (``encoder_conv<k>``),
-for the transfer backbones at the backbone's last feature map. Each image is standardised as in
-training; ``<name>_gradcam.png`` (the standardised image with the heat overlaid, same size) goes to
-``gradcam_<UTC time>/`` in RUN_DIR, or in ``--out`` when given, with ``gradcam.csv`` listing the
-class explained and its probability. scikit-learn baselines have no gradients: use a neural model.
-"""
+For the CAE classifier the map is taken at the last encoder convolution (encoder_conv<k>), for the
+transfer backbones at the backbone's last feature map; python -m deeppainter.explain (cli/explain.py)
+applies it to new images."""
 from __future__ import annotations
 
 import io

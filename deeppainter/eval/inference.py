@@ -1,11 +1,4 @@
-"""``python -m deeppainter.predict --model RUN_DIR IMAGE_OR_DIR...``: top-k painters for new images.
-
-RUN_DIR is a cv10 run folder made with ``--save-final-model``. Every image (any size or format)
-is standardised exactly as in training (size, pad/crop/resize, pad colour from
-``final_model.json``). The top-k painters are printed and written, with every class's
-probability, to ``predictions_<UTC time>.csv`` in RUN_DIR, or in ``--out`` when given.
-Unreadable files are listed with the reason in the same CSV, never a crash.
-"""
+"""A trained model (cv10 --save-final-model) and the standardisation it was trained with, for predict, evaluate and explain."""
 from __future__ import annotations
 
 import pickle
@@ -57,12 +50,12 @@ def load_final_model(run_dir: Path) -> FinalModel:
     run_dir = Path(run_dir)
     meta_file = run_dir / FINAL_JSON
     if not meta_file.is_file():
-        raise UserError(f"--model {run_dir}: no {FINAL_JSON} there; re-run `python -m deeppainter.cv10 ... "
+        raise UserError(f"--run {run_dir}: no {FINAL_JSON} there; re-run `python -m deeppainter.cv10 ... "
                         f"--save-final-model` and pass that run folder")
     meta = read_json(meta_file)
     path = run_dir / meta["path"]
     if not path.is_file():
-        raise UserError(f"--model {run_dir}: {FINAL_JSON} names {path.name}, which is missing; re-run cv10 "
+        raise UserError(f"--run {run_dir}: {FINAL_JSON} names {path.name}, which is missing; re-run cv10 "
                         f"with --save-final-model")
     if path.suffix == ".pkl":
         with open(path, "rb") as handle:

@@ -16,14 +16,12 @@ from deeppainter.config import AutoencoderConfig
 from deeppainter.models.layers import MaxPoolingWithSwitches, MaxUnpooling2D
 
 
-def set_precision_policy(cfg: AutoencoderConfig) -> None:
-    """Mixed precision halves memory traffic on GPUs; on CPUs it only slows things down."""
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
-
-
 def build_autoencoder(cfg: AutoencoderConfig, image_size: int) -> tuple[keras.Model, keras.Model]:
-    """Return ``(autoencoder, encoder)``; they share layers, so training one trains the other."""
-    set_precision_policy(cfg)
+    """Return ``(autoencoder, encoder)``; they share layers, so training one trains the other.
+
+    The layers take the dtype policy in force (train.distribute.options sets it from
+    ``model.mixed_precision``); the reconstruction stays float32 so the loss is computed in full precision.
+    """
     unpool = cfg.unpooling == "maxunpool"
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs

@@ -46,7 +46,8 @@ class FoldModel(Protocol):
         """Fit on ``train_idx`` only; return test probabilities (n_test, K), fold info and a Keras history."""
 
     def save_final(self, labels: np.ndarray, path: Path) -> None:
-        """Fit on every image and save one model that predicts from standardised uint8 pixels."""
+        """Fit on every image and save one model that predicts from standardised uint8 pixels (only models
+        registered with a final_format)."""
 
 
 @dataclass(frozen=True)

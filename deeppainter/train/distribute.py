@@ -62,6 +62,7 @@ def options(mixed_precision: bool, run_dir: Path | None = None):
     previous_policy = keras.config.dtype_policy()
     previous_distribution = keras.distribution.distribution()
     distribution = choose_distribution()
+    # Mixed precision halves memory traffic on GPUs; on CPUs it only slows things down.
     keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
     if distribution is not None:
         keras.distribution.set_distribution(distribution)

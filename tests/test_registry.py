@@ -1,0 +1,33 @@
+import importlib
+import subprocess
+import sys
+
+from deeppainter.models import registry
+
+
+def test_every_registered_model_implements_the_protocol():
+    for name in registry.list_models():
+        spec = registry.get_model(name)
+        module_name, _, class_name = spec.target.partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        methods = ("from_context", "fit_predict") + (("save_final",) if spec.final_format else ())
+        for method in methods:
+            assert callable(getattr(cls, method, None)), f"{name}: {cls.__name__} has no {method}"
+        assert spec.help and spec.group
+
+
+def test_stack_needs_an_encoder_only_when_a_member_does():
+    from deeppainter.config import build_config
+
+    stack = registry.get_model("stack")
+    assert stack.encoder_needed(build_config("smoke"))  # default members include cae-svm
+    assert not stack.encoder_needed(build_config("smoke", ["classifier.stack_members=features-svm,pixels-svm"]))
+
+
+def test_cv10_lists_the_registry_without_importing_keras():
+    code = ("import sys; from deeppainter.cli import cv10; cv10.main(['models']); "
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines()]
+    assert listed == registry.list_models()
