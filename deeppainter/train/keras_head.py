@@ -28,7 +28,13 @@ def balanced_class_weight(labels: np.ndarray) -> dict[int, float]:
 def fit(model: keras.Model, array: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray, labels: np.ndarray,
         *, epochs: int, batch_size: int, patience: int, seed: int, scale: float | None = 1 / 255.0,
         class_weight: dict | None = None, verbose: int = 0) -> pd.DataFrame:
-    """Train a compiled model on ``array[fit_idx]``; early stopping (best weights) on ``array[val_idx]``."""
+    """Train a compiled model on ``array[fit_idx]``; early stopping (best weights) on ``array[val_idx]``.
+
+    ``model.fit`` stays although its per-epoch set-up is most of a cached-feature fold's time: its
+    PyDataset adapter also shuffles the order of the batches (Python's seeded random) and reads an
+    epoch's last batch after ``on_epoch_end``, and the committed numbers were made that way; a
+    train_on_batch loop over the same batches gives other (equally valid, not identical) models.
+    """
     train = ArrayBatches(array, fit_idx, labels, batch_size, shuffle=True, seed=seed, scale=scale)
     val = ArrayBatches(array, val_idx, labels, batch_size, shuffle=False, scale=scale)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
