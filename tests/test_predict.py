@@ -142,3 +142,40 @@ def test_grad_cam_of_a_backbone():
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     heat, probabilities = explain.grad_cam(model, image)
     assert heat.shape == (64, 64) and np.isfinite(heat).all() and probabilities.shape == (3,)
+
+
+def test_predict_and_evaluate_standardise_alike_with_non_default_preprocessing(synthetic_painters, tmp_path):
+    """A model trained with trim_bars + crop is evaluated with the same preprocessing record as predict uses."""
+    cv10.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(tmp_path / "train"),
+               "--model", "cae", "--set", "cv.folds=2", "--set", "data.trim_bars=true", "--set", "data.mode=crop",
+               "--set", "pretrain.epochs=1", "--save-final-model"])
+    (run_dir,) = [p for p in (tmp_path / "train").glob("*_cv10_*") if p.is_dir()]
+    record = read_json(run_dir / "final_model.json")
+    assert record["trim_bars"] is True and record["mode"] == "crop"
+    final = inference.load_final_model(run_dir)
+    assert final.data_config().trim_bars is True and final.data_config().mode == "crop"
+    # New images with black letterbox bars: trimming them changes what the model sees.
+    data = tmp_path / "external"
+    for painter in ("painter0", "painter1", "painter2"):
+        (data / painter).mkdir(parents=True)
+        for number in range(3):
+            image = Image.open(synthetic_painters / painter / f"{number}.jpg").convert("RGB")
+            canvas = Image.new("RGB", (image.width, image.height * 2), (0, 0, 0))
+            canvas.paste(image, (0, image.height // 2))
+            canvas.save(data / painter / f"{number}.png")
+    predict.main(["--model", str(run_dir), str(data), "--out", str(tmp_path / "predicted")])
+    (csv_path,) = (tmp_path / "predicted").glob("predictions_*.csv")
+    predicted = pd.read_csv(csv_path, keep_default_na=False)
+    evaluate.main(["--preset", "smoke", "--model", str(run_dir), "--data", str(data), "--out", str(tmp_path / "ev")])
+    (eval_dir,) = (tmp_path / "ev").glob("*_evaluate_*")
+    evaluated = pd.read_csv(eval_dir / "predictions.csv")
+    key = lambda table: table["path"].map(lambda p: "/".join(str(p).split("/")[-2:]))  # noqa: E731
+    predicted, evaluated = predicted.set_index(key(predicted)), evaluated.set_index(key(evaluated))
+    assert len(predicted) == len(evaluated) == 9 and set(predicted.index) == set(evaluated.index)
+    columns = [f"prob_{c}" for c in final.classes]
+    np.testing.assert_allclose(predicted.loc[evaluated.index, columns].to_numpy(float),
+                               evaluated[columns].to_numpy(float), atol=1e-6)
+    trimmed, _ = inference.standardise_files(sorted(data.rglob("*.png")), final, progress=False)
+    final.trim_bars = False
+    plain, _ = inference.standardise_files(sorted(data.rglob("*.png")), final, progress=False)
+    assert not np.array_equal(trimmed, plain)  # the bars matter, so the check above can fail
