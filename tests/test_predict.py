@@ -83,12 +83,39 @@ def test_predict_without_final_model_says_how_to_make_one(tmp_path, capsys):
     assert "--save-final-model" in capsys.readouterr().err
 
 
-def test_predict_cli_writes_into_the_run_folder(cae_run, mixed_inputs):
+def test_predict_cli_writes_a_fresh_folder_not_into_the_run_folder(cae_run, mixed_inputs, tmp_path):
+    import os
+    from pathlib import Path
+
+    before = sorted(p.name for p in cae_run.iterdir())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     done = subprocess.run([sys.executable, "-m", "deeppainter.predict", "--model", str(cae_run),
-                           str(mixed_inputs / "a.jpg")], capture_output=True, text=True, timeout=120)
+                           str(mixed_inputs / "a.jpg")], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert "a.jpg: painter" in done.stdout
-    assert list(cae_run.glob("predictions_*.csv"))
+    assert sorted(p.name for p in cae_run.iterdir()) == before  # the model's run folder is left alone
+    (folder,) = (tmp_path / "results" / "runs").glob("*_predict_cae")
+    assert len(list(folder.glob("predictions_*.csv"))) == 1
+
+
+@pytest.mark.parametrize("make_inputs, reason", [
+    (lambda d: [d / "notes.txt"], "notes.txt: unreadable ("),
+    (lambda d: [d / "missing.jpg"], "missing.jpg: unreadable (no such file)"),
+    (lambda d: [d / "empty"], "no images given"),
+    (lambda d: [d / "notes.txt", d / "missing.jpg", d / "empty"], "missing.jpg: unreadable (no such file)"),
+])
+def test_predict_fails_when_no_input_can_be_read(cae_run, tmp_path, capsys, make_inputs, reason):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.md").write_text("no images here")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--model", str(cae_run), *map(str, make_inputs(tmp_path)), "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert reason in err and err.strip().splitlines()[-1].startswith("error:")
+    assert not list(out.glob("predictions_*.csv"))
 
 
 def test_evaluate_scores_an_external_folder(cae_run, synthetic_painters, tmp_path):

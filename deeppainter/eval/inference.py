@@ -3,8 +3,10 @@
 RUN_DIR is a cv10 run folder made with ``--save-final-model``. Every image (any size or format)
 is standardised exactly as in training (size, pad/crop/resize, pad colour from
 ``final_model.json``). The top-k painters are printed and written, with every class's
-probability, to ``predictions_<UTC time>.csv`` in RUN_DIR, or in ``--out`` when given.
-Unreadable files are listed with the reason in the same CSV, never a crash.
+probability, to ``predictions_<UTC time>.csv`` in ``--out`` when given, otherwise in a fresh
+``results/runs/<time>_predict_<model>/`` (never in RUN_DIR, which stays as cv10 left it).
+Unreadable files are listed with the reason in the same CSV, never a crash; when no input
+could be read at all, each is listed with its reason and the command exits with status 2.
 """
 from __future__ import annotations
 
