@@ -243,8 +243,78 @@ CHOICES = {
 }
 
 
+# Valid range of every numeric field: (low, high, low_open, high_open); None = unbounded.
+# Tuple fields (e.g. model.filters) are checked item by item.
+_AT_LEAST_0, _AT_LEAST_1, _POSITIVE = (0, None, False, False), (1, None, False, False), (0, None, True, False)
+_PROBABILITY = (0, 1, False, True)  # [0, 1)
+_VAL_FRACTION = (0, 0.5, False, False)  # more than half leaves too few training images per class
+RANGES: dict[str, tuple] = {
+    "data.image_size": (8, None, False, False),
+    "data.pad_color": (0, 255, False, False),
+    "data.min_per_class": _AT_LEAST_1,
+    "data.max_per_class": _AT_LEAST_0,  # 0 = no cap
+    "model.filters": _AT_LEAST_1,
+    "model.decoder_filters": _AT_LEAST_1,
+    "model.kernel_size": _AT_LEAST_1,
+    "pretrain.epochs": _AT_LEAST_0,  # 0 = no pre-training (random encoder control)
+    "pretrain.batch_size": _AT_LEAST_1,
+    "pretrain.learning_rate": _POSITIVE,
+    "pretrain.lr_decay": (0, 1, True, False),
+    "pretrain.denoise_rate": _PROBABILITY,
+    "pretrain.val_fraction": _VAL_FRACTION,
+    "pretrain.patience": _AT_LEAST_0,
+    "pretrain.max_images": _AT_LEAST_0,  # 0 = whole pool
+    "classifier.head": _AT_LEAST_1,
+    "classifier.spatial_dropout": _PROBABILITY,
+    "classifier.dropout": _PROBABILITY,
+    "classifier.stack_folds": (2, None, False, False),
+    "classifier.feature_scales": _AT_LEAST_1,
+    "classifier.epochs": _AT_LEAST_1,
+    "classifier.batch_size": _AT_LEAST_1,
+    "classifier.learning_rate": _POSITIVE,
+    "classifier.val_fraction": _VAL_FRACTION,
+    "classifier.patience": _AT_LEAST_0,
+    "backbone.head_epochs": _AT_LEAST_1,
+    "backbone.epochs": _AT_LEAST_0,  # 0 = no fine-tuning phase
+    "backbone.lr_stem": _POSITIVE,
+    "backbone.lr_body": _POSITIVE,
+    "backbone.lr_head": _POSITIVE,
+    "backbone.dropout": _PROBABILITY,
+    "backbone.patience": _AT_LEAST_0,
+    "cv.folds": (2, None, False, False),
+    "cv.bootstrap": _AT_LEAST_1,
+}
+
+
+def describe_range(key: str) -> str:
+    low, high, low_open, high_open = RANGES[key]
+    if high is None:
+        return f"> {low}" if low_open else f"≥ {low}"
+    return f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+def _in_range(value, low, high, low_open, high_open) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+        return False
+    if low is not None and (value <= low if low_open else value < low):
+        return False
+    return high is None or (value < high if high_open else value <= high)
+
+
+def _check_ranges(cfg: Config) -> None:
+    for key, limits in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        values = value if isinstance(value, tuple) else (value,)
+        if not all(_in_range(v, *limits) for v in values):
+            shown = ",".join(map(str, values)) if isinstance(value, tuple) else value
+            what = "every entry" if isinstance(value, tuple) else "it"
+            raise ConfigError(f"{key}={shown} is out of range: {what} must be {describe_range(key)}")
+
+
 def validate(cfg: Config) -> None:
     """Reject values no code path can run, with the key to change."""
+    _check_ranges(cfg)
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)

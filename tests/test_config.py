@@ -67,3 +67,81 @@ def test_runs_started_in_the_same_second_get_separate_folders(tmp_path, monkeypa
     second, _ = runs.open_run("cv10", "smoke", 0, cfg, {"model": "a"}, tmp_path, resume=False)
     assert first.name == "20260102-030405_cv10_smoke_seed0"
     assert second.name == "20260102-030405-2_cv10_smoke_seed0"
+
+
+def _numeric_fields():
+    """Every int / float (or tuple of them) field of every config section, as ``section.name``."""
+    import dataclasses
+    import typing
+
+    cfg = config.Config()
+    for section in dataclasses.fields(cfg):
+        hints = typing.get_type_hints(type(getattr(cfg, section.name)))
+        for f in dataclasses.fields(getattr(cfg, section.name)):
+            hint = hints[f.name]
+            item = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else hint
+            if item in (int, float):
+                yield f"{section.name}.{f.name}", hint, item
+
+
+def _out_of_range_values(key, item):
+    low, high, low_open, high_open = config.RANGES[key]
+    bad = [low if low_open else low - (1 if item is int else 0.01)]
+    if high is not None:
+        bad.append(high if high_open else high + (1 if item is int else 0.01))
+    return bad
+
+
+def test_every_numeric_field_is_range_checked():
+    import typing
+
+    fields = list(_numeric_fields())
+    assert len(fields) > 25
+    for key, hint, item in fields:
+        assert key in config.RANGES, f"{key} has no range in config.RANGES"
+        for bad in _out_of_range_values(key, item):
+            cfg = config.get_preset("smoke")
+            section, name = key.split(".")
+            default = getattr(getattr(cfg, section), name)
+            value = (tuple(default[:-1]) + (bad,) if default else (bad,)) if typing.get_origin(hint) is tuple \
+                else bad
+            setattr(getattr(cfg, section), name, value)
+            with pytest.raises(ConfigError) as error:
+                config.validate(cfg)
+            assert key in str(error.value) and "\n" not in str(error.value), (key, bad, str(error.value))
+
+
+@pytest.mark.parametrize("assignment, fragment", [
+    ("classifier.dropout=1.5", "classifier.dropout=1.5 is out of range: it must be [0, 1)"),
+    ("classifier.batch_size=0", "classifier.batch_size=0 is out of range: it must be ≥ 1"),
+    ("cv.bootstrap=0", "cv.bootstrap=0 is out of range"),
+    ("classifier.val_fraction=0.9", "classifier.val_fraction=0.9 is out of range: it must be [0, 0.5]"),
+    ("data.image_size=0", "data.image_size=0 is out of range: it must be ≥ 8"),
+    ("pretrain.learning_rate=0", "must be > 0"),
+    ("model.filters=8,0", "every entry must be ≥ 1"),
+])
+def test_out_of_range_overrides_name_the_key_and_range(assignment, fragment):
+    with pytest.raises(ConfigError) as error:
+        build_config("smoke", [assignment])
+    assert fragment in str(error.value)
+
+
+def test_zero_epochs_of_pretraining_stays_valid():
+    build_config("smoke", ["pretrain.epochs=0", "data.max_per_class=0", "pretrain.patience=0"])
+
+
+@pytest.mark.parametrize("assignment", ["classifier.dropout=1.5", "classifier.batch_size=0", "cv.bootstrap=0",
+                                        "classifier.val_fraction=0.9"])
+def test_out_of_range_values_exit_cleanly_without_a_run_folder(tmp_path, assignment):
+    import subprocess
+    import sys
+
+    out = tmp_path / "runs"
+    out.mkdir()
+    result = subprocess.run([sys.executable, "-m", "deeppainter.cv10", "--preset", "smoke", "--out", str(out),
+                             "--set", assignment], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and assignment.split("=")[0] in lines[0], lines
+    assert list(out.iterdir()) == []

@@ -83,12 +83,39 @@ def test_predict_without_final_model_says_how_to_make_one(tmp_path, capsys):
     assert "--save-final-model" in capsys.readouterr().err
 
 
-def test_predict_cli_writes_into_the_run_folder(cae_run, mixed_inputs):
+def test_predict_cli_writes_a_fresh_folder_not_into_the_run_folder(cae_run, mixed_inputs, tmp_path):
+    import os
+    from pathlib import Path
+
+    before = sorted(p.name for p in cae_run.iterdir())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     done = subprocess.run([sys.executable, "-m", "deeppainter.predict", "--run", str(cae_run),
-                           str(mixed_inputs / "a.jpg")], capture_output=True, text=True, timeout=120)
+                           str(mixed_inputs / "a.jpg")], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert "a.jpg: painter" in done.stdout
-    assert list(cae_run.glob("predictions_*.csv"))
+    assert sorted(p.name for p in cae_run.iterdir()) == before  # the model's run folder is left alone
+    (folder,) = (tmp_path / "results" / "runs").glob("*_predict_cae")
+    assert len(list(folder.glob("predictions_*.csv"))) == 1
+
+
+@pytest.mark.parametrize("make_inputs, reason", [
+    (lambda d: [d / "notes.txt"], "notes.txt: unreadable ("),
+    (lambda d: [d / "missing.jpg"], "missing.jpg: unreadable (no such file)"),
+    (lambda d: [d / "empty"], "no images given"),
+    (lambda d: [d / "notes.txt", d / "missing.jpg", d / "empty"], "missing.jpg: unreadable (no such file)"),
+])
+def test_predict_fails_when_no_input_can_be_read(cae_run, tmp_path, capsys, make_inputs, reason):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.md").write_text("no images here")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--run", str(cae_run), *map(str, make_inputs(tmp_path)), "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert reason in err and err.strip().splitlines()[-1].startswith("error:")
+    assert not list(out.glob("predictions_*.csv"))
 
 
 def test_evaluate_scores_an_external_folder(cae_run, synthetic_painters, tmp_path):
@@ -145,5 +172,42 @@ def test_grad_cam_of_a_backbone():
 
 
 def test_model_is_a_deprecated_alias_of_run(cae_run, mixed_inputs, tmp_path, capsys):
-    predict.main(["--model", str(cae_run), str(mixed_inputs / "a.jpg"), "--out", str(tmp_path)])
+    predict.main(["--run", str(cae_run), str(mixed_inputs / "a.jpg"), "--out", str(tmp_path)])
     assert "--model RUN_DIR is deprecated" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_standardise_alike_with_non_default_preprocessing(synthetic_painters, tmp_path):
+    """A model trained with trim_bars + crop is evaluated with the same preprocessing record as predict uses."""
+    cv10.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(tmp_path / "train"),
+               "--model", "cae", "--set", "cv.folds=2", "--set", "data.trim_bars=true", "--set", "data.mode=crop",
+               "--set", "pretrain.epochs=1", "--save-final-model"])
+    (run_dir,) = [p for p in (tmp_path / "train").glob("*_cv10_*") if p.is_dir()]
+    record = read_json(run_dir / "final_model.json")
+    assert record["trim_bars"] is True and record["mode"] == "crop"
+    final = inference.load_final_model(run_dir)
+    assert final.data_config().trim_bars is True and final.data_config().mode == "crop"
+    # New images with black letterbox bars: trimming them changes what the model sees.
+    data = tmp_path / "external"
+    for painter in ("painter0", "painter1", "painter2"):
+        (data / painter).mkdir(parents=True)
+        for number in range(3):
+            image = Image.open(synthetic_painters / painter / f"{number}.jpg").convert("RGB")
+            canvas = Image.new("RGB", (image.width, image.height * 2), (0, 0, 0))
+            canvas.paste(image, (0, image.height // 2))
+            canvas.save(data / painter / f"{number}.png")
+    predict.main(["--run", str(run_dir), str(data), "--out", str(tmp_path / "predicted")])
+    (csv_path,) = (tmp_path / "predicted").glob("predictions_*.csv")
+    predicted = pd.read_csv(csv_path, keep_default_na=False)
+    evaluate.main(["--preset", "smoke", "--run", str(run_dir), "--data", str(data), "--out", str(tmp_path / "ev")])
+    (eval_dir,) = (tmp_path / "ev").glob("*_evaluate_*")
+    evaluated = pd.read_csv(eval_dir / "predictions.csv")
+    key = lambda table: table["path"].map(lambda p: "/".join(str(p).split("/")[-2:]))  # noqa: E731
+    predicted, evaluated = predicted.set_index(key(predicted)), evaluated.set_index(key(evaluated))
+    assert len(predicted) == len(evaluated) == 9 and set(predicted.index) == set(evaluated.index)
+    columns = [f"prob_{c}" for c in final.classes]
+    np.testing.assert_allclose(predicted.loc[evaluated.index, columns].to_numpy(float),
+                               evaluated[columns].to_numpy(float), atol=1e-6)
+    trimmed, _ = inference.standardise_files(sorted(data.rglob("*.png")), final, progress=False)
+    final.trim_bars = False
+    plain, _ = inference.standardise_files(sorted(data.rglob("*.png")), final, progress=False)
+    assert not np.array_equal(trimmed, plain)  # the bars matter, so the check above can fail

@@ -14,14 +14,18 @@ def run_cli(*args):
 
 def test_smoke_pretraining_end_to_end(synthetic_painters, tmp_path):
     pretrain_ae.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(tmp_path),
-                      "--set", "pretrain.epochs=3", "--set", "pretrain.learning_rate=0.01"])
+                      "--set", "pretrain.epochs=3", "--set", "pretrain.learning_rate=0.01",
+                      "--set", "pretrain.lr_decay=0.5"])
     (run_dir,) = tmp_path.glob("*_pretrain_ae_smoke_seed0")
     for name in ("config.json", "env.json", "history.csv", "metrics.json", "loss.png", "reconstructions.png",
                  "autoencoder.keras", "encoder.keras", "DONE"):
         assert (run_dir / name).exists(), name
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["val_mse_best"] < metrics["val_mse_untrained"]
-    assert len(pd.read_csv(run_dir / "history.csv")) == 3
+    history = pd.read_csv(run_dir / "history.csv")
+    assert len(history) == 3
+    assert "learning_rate" in history.columns  # the scheduler runs before CSVLogger
+    assert list(history["learning_rate"]) == pytest.approx([0.01, 0.005, 0.0025], rel=1e-5)
 
 
 def test_resume_continues_from_saved_epoch(synthetic_painters, tmp_path):

@@ -386,6 +386,18 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path):
     assert via_out.returncode == 0 and (tmp_path / "via_out" / "loose.jpg").is_file()
 
 
+@pytest.mark.parametrize("option", [["--preset", "smoke"], ["--set", "data.image_size=64"], ["--seed", "3"]])
+def test_cli_has_no_config_options_it_would_ignore(tmp_path, option):
+    from deeppainter.cli import standardize as standardize_cli
+
+    src = tmp_path / "src"
+    save(Image.new("RGB", (20, 10), RED), src / "a" / "p.jpg")
+    with pytest.raises(SystemExit) as exit_info:
+        standardize_cli.main([str(src), str(tmp_path / "dst"), "--quiet", *option])
+    assert exit_info.value.code == 2 and not (tmp_path / "dst").exists()
+    assert "--preset" not in standardize_cli._build_parser().format_help()
+
+
 # ---------------------------------------------------------------------------------------------- real data
 
 

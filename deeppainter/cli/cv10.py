@@ -182,9 +182,10 @@ def run(args) -> Path:
         labels = label_indices(table["label"], classes)
         path = run_dir / f"final_model.{final_format}"
         model.save_final(labels, path)
-        atomic_write_json(run_dir / "final_model.json", {
-            "path": path.name, "model": args.model, "classes": classes, "image_size": cfg.data.image_size,
-            "mode": cfg.data.mode, "pad_color": list(cfg.data.pad_color), "trim_bars": cfg.data.trim_bars})
+        from deeppainter.eval.inference import FINAL_JSON, preprocessing_record
+
+        atomic_write_json(run_dir / FINAL_JSON, {"path": path.name, "model": args.model, "classes": classes,
+                                                 **preprocessing_record(cfg.data)})
         print(f"final model trained on all {len(table)} images: {path}")
     return run_dir
 

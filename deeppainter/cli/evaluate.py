@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from deeppainter.cli import common
-from deeppainter.config import DataConfig
 from deeppainter.data.datasets import list_labelled, load_images
 from deeppainter.errors import UserError
 from deeppainter.eval import metrics
@@ -40,8 +39,7 @@ def run(args) -> Path:
                         f"in {args.run}; known classes: {', '.join(final.classes)} (rename or remove those folders)")
     arguments = {"model": str(Path(args.run).resolve()), "data": str(Path(args.data).resolve())}
     run_dir, _ = open_run("evaluate", args.preset, args.seed, cfg, arguments, args.out)
-    data_cfg = DataConfig(image_size=final.image_size, mode=final.mode, pad_color=final.pad_color,
-                          cache_dir=cfg.data.cache_dir)
+    data_cfg = final.data_config(cache_dir=cfg.data.cache_dir)  # the same standardisation as predict / explain
     images, ok = load_images(list(table["path"]), data_cfg, workers=args.workers,
                              skipped_csv=run_dir / "skipped.csv")
     if not ok.all():

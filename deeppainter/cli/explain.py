@@ -49,7 +49,7 @@ def run(args) -> Path:
     class_index = final.classes.index(args.target) if args.target else None
     paths = expand_inputs(args.images)
     images, reasons = standardise_files(paths, final)
-    folder = output_folder(args, final.run_dir) / f"gradcam_{timestamp()}"
+    folder = output_folder(args, "explain", final.name) / f"gradcam_{timestamp()}"
     readable, rows = iter(images), []
     for number, (path, reason) in enumerate(tqdm(list(zip(paths, reasons)), desc="Grad-CAM", unit="img")):
         if reason:

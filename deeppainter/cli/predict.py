@@ -3,12 +3,15 @@
 RUN_DIR is a cv10 run folder made with ``--save-final-model``. Every image (any size or format)
 is standardised exactly as in training (size, pad/crop/resize, pad colour from
 ``final_model.json``). The top-k painters are printed and written, with every class's
-probability, to ``predictions_<UTC time>.csv`` in RUN_DIR, or in ``--out`` when given.
-Unreadable files are listed with the reason in the same CSV, never a crash.
+probability, to ``predictions_<UTC time>.csv`` in ``--out`` when given, otherwise in a fresh
+``results/runs/<time>_predict_<model>/`` (never in RUN_DIR, which stays as cv10 left it).
+Unreadable files are listed with the reason in the same CSV, never a crash; when no input
+could be read at all, each is listed with its reason and the command exits with status 2.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +24,23 @@ from deeppainter.eval.inference import (
     load_final_model,
     standardise_files,
 )
-from deeppainter.runs import atomic_write_csv
+from deeppainter.runs import DEFAULT_RUNS_ROOT, atomic_write_csv
 
 
-def output_folder(args, run_dir: Path) -> Path:
-    """``--out`` when given, otherwise the model's run folder."""
-    return Path(args.out) if args.out is not None else Path(run_dir)
+def output_folder(args, command: str, model_name: str) -> Path:
+    """``--out`` when given, otherwise a fresh ``results/runs/<time>_<command>_<model>/``; never the model's run folder."""
+    if args.out is not None:
+        return Path(args.out)
+    DEFAULT_RUNS_ROOT.mkdir(parents=True, exist_ok=True)
+    stamp, counter = timestamp(), 1
+    while True:  # mkdir is the claim: two commands started in the same second get -2, -3, ...
+        folder = DEFAULT_RUNS_ROOT / (f"{stamp}_{command}_{model_name}" if counter == 1
+                                      else f"{stamp}-{counter}_{command}_{model_name}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            counter += 1
 
 
 
@@ -40,7 +54,8 @@ def add_model_arguments(parser, what: str) -> None:
     parser.set_defaults(out=None)
     for action in parser._actions:  # the shared --out means "runs root" elsewhere; say what it means here
         if action.dest == "out":
-            action.help = f"folder for {what}; default: the --run folder"
+            action.help = f"folder for {what}; default: a fresh {DEFAULT_RUNS_ROOT}/<time>_<command>_<model>/ " \
+                          f"(never the --run folder)"
 
 
 
@@ -76,6 +91,11 @@ def run(args) -> Path:
     final = load_final_model(args.run)
     paths = expand_inputs(args.images)
     images, reasons = standardise_files(paths, final)
+    if not len(images):
+        for path, reason in zip(paths, reasons):
+            print(f"{path}: unreadable ({reason})", file=sys.stderr)
+        raise UserError(f"none of the {len(paths)} inputs could be read as an image (each is listed above with "
+                        f"its reason); nothing was predicted")
     probabilities = final.predict_proba(images)
     top_k = min(args.top_k, len(final.classes))
     table = prediction_table(paths, reasons, probabilities, final.classes, top_k)
@@ -85,7 +105,7 @@ def run(args) -> Path:
         else:
             ranked = ", ".join(f"{row[f'top{r}']} {100 * row[f'prob{r}']:.1f}%" for r in range(1, top_k + 1))
             print(f"{row['path']}: {ranked}")
-    csv_path = output_folder(args, final.run_dir) / f"predictions_{timestamp()}.csv"
+    csv_path = output_folder(args, "predict", final.name) / f"predictions_{timestamp()}.csv"
     atomic_write_csv(csv_path, table)
     bad = sum(1 for r in reasons if r)
     print(f"{len(paths) - bad} images predicted with {final.name} ({bad} unreadable); written to {csv_path}")

@@ -25,11 +25,14 @@ def _parse_pad_color(text: str) -> tuple[int, int, int]:
 
 
 def _build_parser():
-    from deeppainter.cli.common import make_parser
+    import argparse
 
-    parser = make_parser("standardize", "Turn a folder of class folders (or a manifest CSV with "
-                         "'path' and optional 'label' columns) into square RGB images of one size.")
-    parser.set_defaults(out=None)  # here --out is only a stand-in for DST
+    # Not common.make_parser: no config or randomness is involved, so --preset/--set/--seed would be ignored.
+    parser = argparse.ArgumentParser(prog="python -m deeppainter.standardize",
+                                     description="Turn a folder of class folders (or a manifest CSV with "
+                                     "'path' and optional 'label' columns) into square RGB images of one size.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", type=Path, default=None, help="output folder, when DST is not given")
     parser.add_argument("src", type=Path, help="folder of images (class sub-folders kept) or manifest .csv")
     parser.add_argument("dst", type=Path, nargs="?", help="output folder (default: --out)")
     parser.add_argument("--size", type=int, default=256, help="output side in pixels")
@@ -49,10 +52,7 @@ def _build_parser():
 
 
 def _main(argv=None) -> int:
-    from deeppainter.cli.common import resolve_config
-
     args = _build_parser().parse_args(argv)
-    resolve_config(args)  # validates --preset/--set like every other command
     dst = args.dst if args.dst is not None else args.out
     if dst is None:
         raise UserError("give a destination: python -m deeppainter.standardize SRC DST (or --out DST)")

@@ -14,6 +14,13 @@ from deeppainter.errors import UserError
 from deeppainter.runs import read_json
 
 FINAL_JSON = "final_model.json"
+PREPROCESSING_KEYS = ("image_size", "mode", "pad_color", "trim_bars")  # the DataConfig fields a model was trained with
+
+
+def preprocessing_record(data_cfg) -> dict:
+    """The standardisation a model is trained with, as written to ``final_model.json`` by cv10."""
+    return {"image_size": int(data_cfg.image_size), "mode": data_cfg.mode,
+            "pad_color": [int(c) for c in data_cfg.pad_color], "trim_bars": bool(data_cfg.trim_bars)}
 
 
 @dataclass
@@ -28,6 +35,13 @@ class FinalModel:
     pad_color: tuple[int, int, int]
     model: object  # a keras.Model ([0, 1] floats in) or a fitted scikit-learn pipeline (uint8 in)
     trim_bars: bool = False
+
+    def data_config(self, cache_dir: str = ""):
+        """The one DataConfig that predict, evaluate and explain standardise new images with."""
+        from deeppainter.config import DataConfig
+
+        return DataConfig(image_size=self.image_size, mode=self.mode, pad_color=tuple(self.pad_color),
+                          trim_bars=self.trim_bars, cache_dir=cache_dir)
 
     @property
     def is_neural(self) -> bool:
@@ -95,12 +109,14 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
     """uint8 images of the readable files, and one reason per path ("" = read fine)."""
     from deeppainter.data.standardize import UnreadableImage, load_standardized
 
+    data_cfg = final.data_config()
     images, reasons = [], []
-    for path in tqdm(paths, desc=f"standardising to {final.image_size}px", unit="img", disable=not progress):
+    for path in tqdm(paths, desc=f"standardising to {data_cfg.image_size}px", unit="img", disable=not progress):
         try:
             if not Path(path).is_file():
                 raise UnreadableImage(path, "no such file")
-            images.append(load_standardized(path, final.image_size, final.mode, final.pad_color, final.trim_bars))
+            images.append(load_standardized(path, data_cfg.image_size, data_cfg.mode, data_cfg.pad_color,
+                                            data_cfg.trim_bars))
             reasons.append("")
         except (UnreadableImage, OSError) as exc:
             reasons.append(getattr(exc, "reason", str(exc)))

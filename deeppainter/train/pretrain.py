@@ -58,14 +58,15 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
     timer = EpochTimer()
     checkpoint = run_dir / "autoencoder_best.keras"
     callbacks = [
+        # [P16] §1: learning rate × 0.98 after every epoch (lr_decay=1.0 leaves it constant).
+        # First, so that its learning_rate entry is in the epoch logs before CSVLogger writes them.
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch: train_cfg.learning_rate * train_cfg.lr_decay ** epoch),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.patience),
-        # [P16] §1: learning rate × 0.98 after every epoch (lr_decay=1.0 leaves it constant).
-        keras.callbacks.LearningRateScheduler(
-            lambda epoch: train_cfg.learning_rate * train_cfg.lr_decay ** epoch),
         timer,
     ]
     start = time.perf_counter()
