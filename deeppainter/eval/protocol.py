@@ -85,8 +85,9 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
     if histories:
         atomic_write_csv(run_dir / "history.csv", pd.concat(histories, ignore_index=True))
     model = record["arguments"]["model"]
-    table = paper_table(summary, model, classes)
-    extra = {"model": model, "task": task_name(classes), "preset": record["preset"],
+    transductive = bool(record["arguments"].get("transductive", False))
+    table = paper_table(summary, model + (" (transductive pre-training)" if transductive else ""), classes)
+    extra = {"model": model, "transductive": transductive, "task": task_name(classes), "preset": record["preset"],
              "experiment": record["arguments"].get("experiment", ""),
              "wall_seconds_folds": float(sum(i["seconds"] for i in infos)),
              "fold_details": infos}
