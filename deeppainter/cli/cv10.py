@@ -187,6 +187,7 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path, source=No
 
 
 def run(args) -> Path:
+    import numpy as np
     import pandas as pd
 
     from deeppainter.data.datasets import list_labelled, load_images, resolve_classes, sample_dir
@@ -238,8 +239,17 @@ def run(args) -> Path:
         print(f"{int((~ok).sum())} unreadable images left out; listed in {run_dir / 'skipped.csv'}")
         table = table[ok].reset_index(drop=True)
     atomic_write_csv(run_dir / "images.csv", table)
+    groups = None
+    if cfg.cv.group_duplicates:
+        from deeppainter.data.duplicates import duplicates_table, find_duplicates
+
+        groups, pairs = find_duplicates(list(table["path"]), cfg.cv.duplicate_threshold)
+        atomic_write_csv(run_dir / "duplicates.csv", duplicates_table(list(table["path"]), groups, pairs))
+        merged = len(table) - len(set(groups.tolist()))
+        print(f"duplicates: {merged} merge(s) into {int((np.bincount(groups) > 1).sum())} group(s) of versions of "
+              f"one work, each kept inside one fold; listed in {run_dir / 'duplicates.csv'}")
     model = build_model(args, cfg, classes, data, images, run_dir, (encoder, transductive))
-    protocol.run_protocol(model, table, classes, cfg, args.seed, run_dir, only_folds)
+    protocol.run_protocol(model, table, classes, cfg, args.seed, run_dir, only_folds, groups)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:

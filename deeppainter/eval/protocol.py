@@ -25,10 +25,13 @@ def fold_file(run_dir: Path, fold: int) -> Path:
 
 
 def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed: int, run_dir: Path,
-                 only_folds: list[int] | None = None) -> pd.DataFrame:
-    """Run (or resume) the folds and return every finished fold's out-of-fold predictions."""
+                 only_folds: list[int] | None = None, groups: np.ndarray | None = None) -> pd.DataFrame:
+    """Run (or resume) the folds and return every finished fold's out-of-fold predictions.
+
+    ``groups`` (one id per image, e.g. near-duplicates) keeps each group inside one fold.
+    """
     labels = label_indices(table["label"], classes)
-    folds = make_folds(labels, cfg.cv.folds, seed)
+    folds = make_folds(labels, cfg.cv.folds, seed, groups)
     selected = only_folds if only_folds is not None else list(range(len(folds)))
     todo = [k for k in selected if not fold_file(run_dir, k).exists()]
     if len(todo) < len(selected):
