@@ -187,6 +187,7 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path, source=No
 
 
 def run(args) -> Path:
+    common.import_keras_quietly()  # before anything below can import Keras
     import numpy as np
     import pandas as pd
 

@@ -103,7 +103,7 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
     from deeppainter.data.standardize import UnreadableImage, load_standardized
 
     images, reasons = [], []
-    for path in tqdm(paths, desc=f"standardising to {final.image_size}px", unit="img", disable=not progress):
+    for path in tqdm(paths, desc=f"standardising to {final.image_size}px", unit="img", disable=None if progress else True):
         try:
             if not Path(path).is_file():
                 raise UnreadableImage(path, "no such file")

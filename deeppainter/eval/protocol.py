@@ -36,7 +36,7 @@ def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, se
     todo = [k for k in selected if not fold_file(run_dir, k).exists()]
     if len(todo) < len(selected):
         print(f"resuming: folds {sorted(set(selected) - set(todo))} already finished, skipping them")
-    for fold in tqdm(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold"):
+    for fold in tqdm(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold", disable=None):
         train_idx, test_idx = folds[fold]
         start = time.perf_counter()
         probabilities, info, history = model.fit_predict(fold, train_idx, test_idx, labels)
