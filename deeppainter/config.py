@@ -102,6 +102,11 @@ class CVConfig:
     folds: int = 10  # [P16] and [R21]: 10-fold cross validation
     shuffle: bool = True
     bootstrap: int = 1000  # resamples for the 95% CI of accuracy
+    # Versions of one work (byte-identical files, or 16×16 grey thumbnails correlating above
+    # duplicate_threshold) are kept in one fold (StratifiedGroupKFold). Runs made before this field
+    # existed used plain StratifiedKFold; with no duplicates found the folds are the same as theirs.
+    group_duplicates: bool = True  # ASSUMPTION: neither paper says how (or whether) duplicates were split
+    duplicate_threshold: float = 0.99  # ASSUMPTION: chosen by eye on wikiart14; not from [P16]/[R21]
 
 
 @dataclass

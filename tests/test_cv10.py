@@ -9,7 +9,7 @@ from deeppainter import config
 from deeppainter.cli import cv10
 from deeppainter.config import DataConfig
 from deeppainter.data import splits
-from deeppainter.data.datasets import list_labelled, load_images
+from deeppainter.data.datasets import list_labelled, load_images, sample_dir
 from deeppainter.runs import read_json
 from deeppainter.train.cae_model import EncoderHeadModel
 
@@ -190,7 +190,8 @@ def test_same_predictions_as_before_the_registry(tmp_path):
     registry and layout (tests/golden/README.md says how the golden file was made).
     """
     golden = pd.read_csv(Path(__file__).parent / "golden" / "cv10_smoke_cae_folds01.csv")
-    cv10.main(["--preset", "smoke", "--set", "classifier.epochs=5", "--folds", "0,1", "--out", str(tmp_path)])
+    cv10.main(["--preset", "smoke", "--set", "classifier.epochs=5", "--folds", "0,1", "--out", str(tmp_path),
+               "--transductive-pretrain"])  # the golden run pre-trained on the sample itself
     (run_dir,) = tmp_path.glob("*_cv10_*")
     ours = pd.concat([pd.read_csv(run_dir / "folds" / f"fold{k:02d}.csv") for k in (0, 1)])
     ours["path"] = ours["path"].str.split("/").str[-2:].str.join("/")
@@ -199,3 +200,35 @@ def test_same_predictions_as_before_the_registry(tmp_path):
                                   check_dtype=False)
     probabilities = [c for c in golden if c.startswith("prob_")]
     assert np.abs(ours[probabilities].to_numpy() - golden[probabilities].to_numpy()).max() <= 1e-4
+
+
+def test_no_silent_pretraining_on_the_test_folds(synthetic_painters, tmp_path, capsys):
+    """Neither --encoder nor --pretrain-data on user data: a one-line refusal, no run folder."""
+    with pytest.raises(SystemExit):
+        run_cv10(tmp_path, synthetic_painters)
+    err = capsys.readouterr().err
+    assert "--pretrain-data" in err and "--transductive-pretrain" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*_cv10_*"))
+
+
+def test_transductive_pretraining_is_recorded_and_labelled(synthetic_painters, tmp_path, capsys):
+    (run_dir,) = run_cv10(tmp_path, synthetic_painters, "--transductive-pretrain", "--set", "cv.folds=2")
+    out = capsys.readouterr().out
+    assert "WARNING: --transductive-pretrain" in out and "(transductive pre-training)" in out
+    assert read_json(run_dir / "config.json")["arguments"]["transductive"] is True
+    assert read_json(run_dir / "metrics.json")["transductive"] is True
+    assert "(transductive pre-training)" in (run_dir / "paper_table.csv").read_text()
+    assert "duplicates: 0 merge(s)" in out  # the synthetic painters have no duplicates
+    assert list(pd.read_csv(run_dir / "duplicates.csv").columns) == ["path", "group", "reason"]
+
+
+def test_sample_default_uses_the_shipped_encoder_only_when_it_fits():
+    from deeppainter.config import build_config
+
+    cv10.SHIPPED_ENCODERS.joinpath("cpu", "encoder.keras").is_file() or pytest.skip("no shipped cpu encoder")
+    assert cv10.shipped_encoder(build_config("cpu", []), "cpu") is not None
+    assert cv10.shipped_encoder(build_config("cpu", ["data.image_size=128"]), "cpu") is None
+    assert cv10.shipped_encoder(build_config("smoke", []), "smoke") is None
+    args = cv10.parse_args([])
+    path, transductive = cv10.encoder_source(args, build_config("cpu", []), sample_dir())
+    assert path == cv10.SHIPPED_ENCODERS / "cpu" / "encoder.keras" and not transductive

@@ -18,7 +18,7 @@ from deeppainter.runs import read_json
 
 def saved_run(out, painters, model):
     cv10.main(["--preset", "smoke", "--data", str(painters), "--out", str(out), "--model", model,
-               "--set", "cv.folds=2", "--save-final-model"])
+               "--set", "cv.folds=2", "--save-final-model", "--transductive-pretrain"])
     (run_dir,) = [p for p in out.glob("*_cv10_*") if p.is_dir()]
     return run_dir
 

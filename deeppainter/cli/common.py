@@ -62,8 +62,41 @@ def resolve_config(args: argparse.Namespace) -> config_lib.Config:
     return config_lib.build_config(args.preset, args.overrides)
 
 
+def import_keras_quietly():
+    """Import Keras (and TensorFlow) once with the C++ start-up lines (absl, oneDNN notices) hidden.
+
+    Only log output changes: ``TF_CPP_MIN_LOG_LEVEL=1`` drops TensorFlow's info lines (warnings and
+    errors still show; a value the user set wins) and fd 2 points at /dev/null while the libraries
+    load. TF_ENABLE_ONEDNN_OPTS is left alone, since it changes the numerics.
+    """
+    import os
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import keras
+                if keras.backend.backend() == "tensorflow":
+                    import tensorflow  # noqa: F401  (its own start-up lines come here too)
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    return keras
+
+
+def progress_verbose() -> int:
+    """Keras ``verbose``: a progress bar on a terminal, one line per epoch otherwise (logs, pipes)."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def seed_everything(seed: int) -> None:
-    import keras
+    keras = import_keras_quietly()
 
     keras.utils.set_random_seed(seed)
 

@@ -1,7 +1,10 @@
 """``python -m deeppainter.cv10``: stratified 10-fold cross validation of the DeepPainter classifier.
 
-Without ``--encoder`` it first pre-trains an autoencoder with the same preset, then trains the
-frozen-encoder classifier in every fold and prints the paper's table beside ours.
+The encoder comes from ``--encoder``, or is pre-trained on ``--pretrain-data`` (minus the evaluated
+classes); on the embedded sample with neither, the encoder shipped for the preset
+(deeppainter/pretrained_encoders/, trained on other painters) is used. Pre-training on the evaluated
+images themselves, test folds included, happens only with ``--transductive-pretrain``. Then the
+frozen-encoder classifier is trained in every fold and the paper's table is printed beside ours.
 ``python -m deeppainter.cv10 merge RUN_DIR...`` combines fold subsets run on different machines;
 ``python -m deeppainter.cv10 ensemble RUN_DIR...`` averages finished runs' probabilities fold by fold;
 ``python -m deeppainter.cv10 models`` lists every model ``--model`` can name.
@@ -11,20 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from deeppainter.cli import common, experiments
-from deeppainter.data.datasets import (
-    list_labelled,
-    load_images,
-    resolve_classes,
-    sample_dir,
-)
-from deeppainter.data.splits import label_indices
 from deeppainter.errors import UserError
-from deeppainter.eval import protocol
-from deeppainter.eval.protocol import finish
-from deeppainter.models import registry
+from deeppainter.models import (
+    registry,  # light: a model's module is imported only when it is created
+)
 from deeppainter.runs import (
     atomic_write_csv,
     atomic_write_json,
@@ -34,6 +28,11 @@ from deeppainter.runs import (
     read_json,
 )
 
+# pandas, scikit-learn and Keras are imported inside the functions that use them, so --help is instant.
+SHIPPED_ENCODERS = Path(__file__).resolve().parent.parent / "pretrained_encoders"
+TRANSDUCTIVE_WARNING = ("WARNING: --transductive-pretrain: the autoencoder is pre-trained on every evaluated "
+                        "image, test folds included (labels ignored); the accuracy is not a held-out estimate")
+
 
 def parse_args(argv=None):
     parser = common.make_parser("cv10", __doc__, usage=USAGE)
@@ -41,17 +40,21 @@ def parse_args(argv=None):
                         help="folder of class folders (or manifest CSV); default: the embedded 120-painting sample")
     parser.add_argument("--classes", default="",
                         help="comma-separated class folders to use, or largest:N for the N largest; default: all")
-    parser.add_argument("--model", default="cae", choices=registry.list_models(), metavar="NAME",
+    parser.add_argument("--model", default="cae", metavar="NAME",
                         help="the model evaluated in the folds (deeppainter.models.registry; python -m "
                              "deeppainter.cv10 models lists each with what it is) — " + registry.help_text())
     parser.add_argument("--weights", type=Path, default=None,
                         help="backbone models only: local ImageNet weights file (e.g. "
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5); default: random init")
     parser.add_argument("--encoder", type=Path, default=None,
-                        help="a pretrain_ae run folder or encoder.keras; default: pre-train one first")
+                        help="a pretrain_ae run folder or encoder.keras; default: on the embedded sample the "
+                             "encoder shipped for the preset, otherwise give --pretrain-data")
     parser.add_argument("--pretrain-data", type=Path, default=None,
-                        help="images for pre-training when --encoder is not given; default: the --data "
-                             "images with their labels ignored")
+                        help="images for pre-training when --encoder is not given (the evaluated classes "
+                             "are left out, see --pretrain-exclude)")
+    parser.add_argument("--transductive-pretrain", action="store_true",
+                        help="pre-train once on all --data images, test folds included (labels ignored), as "
+                             "in the paper's setting; recorded as transductive in the run and its table")
     parser.add_argument("--pretrain-exclude", default="auto",
                         help="folders of --pretrain-data to leave out: auto (the evaluated classes whenever "
                              "--pretrain-data is given), none, or a comma-separated list")
@@ -67,6 +70,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.experiment:
         experiments.apply(args, parser, args.experiment)
+    names = registry.list_models()
+    if args.model not in names:
+        parser.error(f"argument --model: invalid choice: {args.model!r} (choose from {', '.join(names)})")
     if args.weights:  # a config value, so it is part of the run's fingerprint
         args.overrides.append(f"backbone.weights={args.weights.expanduser().resolve()}")
     return args
@@ -108,35 +114,86 @@ def pretrain_exclusions(args, classes: list[str]) -> tuple[str, ...]:
     return tuple(c.strip() for c in args.pretrain_exclude.split(",") if c.strip())
 
 
-def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path) -> Path:
-    """The encoder to evaluate: ``--encoder``, or a (reused or new) pre-training run; noted in encoder.json."""
+def shipped_encoder(cfg, preset: str) -> Path | None:
+    """The encoder shipped in the package for ``preset``, if there is one and ``cfg`` would build the same."""
+    path = SHIPPED_ENCODERS / preset / "encoder.keras"
+    if not path.is_file():
+        return None
+    from deeppainter.config import get_preset
+    from deeppainter.train.pretrain import pretraining_identity
+
+    if pretraining_identity(cfg, preset) != pretraining_identity(get_preset(preset), preset):
+        return None  # model, pre-training or image settings changed: the shipped encoder does not fit
+    return path
+
+
+def encoder_source(args, cfg, data: Path) -> tuple[Path | None, bool]:
+    """``(encoder file or None to pre-train, transductive)``; refuses to pre-train on the test folds silently."""
     if args.encoder is not None:
-        encoder_path = resolve_encoder(args.encoder, cfg.data.image_size)
-    else:
+        if args.transductive_pretrain:
+            raise UserError("--encoder and --transductive-pretrain exclude each other; drop one")
+        return resolve_encoder(args.encoder, cfg.data.image_size), False
+    if args.pretrain_data is not None:
+        if args.transductive_pretrain:
+            raise UserError("--pretrain-data and --transductive-pretrain exclude each other; drop one")
+        return None, False
+    if args.transductive_pretrain:
+        return None, True
+    from deeppainter.data.datasets import sample_dir
+
+    if data.resolve() == sample_dir().resolve():
+        shipped = shipped_encoder(cfg, args.preset)
+        if shipped is not None:
+            return shipped, False
+    raise UserError(f"no encoder for --data {data}: pass --encoder RUN_DIR, or --pretrain-data FOLDER (images "
+                    f"of other painters), or --transductive-pretrain to pre-train on these images, test folds "
+                    f"included")
+
+
+def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path, source=None) -> Path:
+    """The encoder to evaluate: ``--encoder``, the shipped one, or a (reused or new) pre-training run; noted in encoder.json.
+
+    ``source`` is :func:`encoder_source`'s answer when the caller has it already.
+    """
+    encoder_path, transductive = source if source is not None else encoder_source(args, cfg, data)
+    if encoder_path is None:
         from deeppainter.train.pretrain import pretraining_run
 
         pretrain_data = args.pretrain_data or data
-        exclude = pretrain_exclusions(args, classes)
-        if pretrain_data.resolve() == data.resolve() and not exclude:
-            print("ASSUMPTION: no --encoder or --pretrain-data given, so the autoencoder is pre-trained on the "
-                  "same images (labels ignored), as in the paper's default setting")
+        exclude = () if transductive else pretrain_exclusions(args, classes)
         pretrain_dir = pretraining_run(cfg, args.preset, args.seed, args.out, pretrain_data, exclude,
                                        verbose=1 if args.verbose else 2)
         encoder_path = pretrain_dir / "encoder.keras"
-    atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve())})
+    atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve()),
+                                                 "transductive": transductive})
     return encoder_path
 
 
-def build_model(args, cfg, classes, data: Path, images, run_dir: Path) -> registry.FoldModel:
+def build_model(args, cfg, classes, data: Path, images, run_dir: Path, source=None):
     """The registered model ``--model``, with an encoder prepared first when it needs one."""
     spec = registry.get_model(args.model)
-    encoder_path = prepare_encoder(args, cfg, classes, data, run_dir) if spec.encoder_needed(cfg) else None
+    encoder_path = prepare_encoder(args, cfg, classes, data, run_dir, source) if spec.encoder_needed(cfg) else None
     ctx = registry.FoldContext(args.model, cfg, images, classes, args.seed, run_dir / "cache", encoder_path,
                                verbose=2 if args.verbose else 0)
     return registry.create_model(ctx)
 
 
 def run(args) -> Path:
+    common.import_keras_quietly()  # before anything below can import Keras
+    import numpy as np
+    import pandas as pd
+
+    from deeppainter.data.datasets import (
+        list_labelled,
+        load_images,
+        resolve_classes,
+        sample_dir,
+    )
+    from deeppainter.data.splits import label_indices
+    from deeppainter.eval import protocol
+    from deeppainter.eval.protocol import finish
+    from deeppainter.models import registry
+
     cfg = common.resolve_config(args)
     common.seed_everything(args.seed)
     data = Path(args.data) if args.data else sample_dir()
@@ -152,11 +209,17 @@ def run(args) -> Path:
         savable = ", ".join(name for name in registry.list_models() if registry.get_model(name).final_format)
         raise UserError(f"--save-final-model is available for {savable}; {args.model} is a study model "
                         f"(drop --save-final-model)")
+    encoder, transductive = (encoder_source(args, cfg, data) if registry.get_model(args.model).encoder_needed(cfg)
+                             else (None, False))
+    if transductive:
+        print(TRANSDUCTIVE_WARNING)
     arguments = {"data": str(data.resolve()), "classes": classes, "model": args.model,
-                 "encoder": str(args.encoder.resolve()) if args.encoder else "",
+                 "encoder": str(encoder.resolve()) if encoder else "",
                  "pretrain_data": str(args.pretrain_data.resolve()) if args.pretrain_data else "",
                  "pretrain_exclude": args.pretrain_exclude,
                  "experiment": args.experiment.stem if args.experiment else ""}
+    if transductive:  # only then, so the fingerprints of earlier runs stay valid
+        arguments["transductive"] = True
     finished = find_run("cv10", args.preset, args.seed, cfg, arguments, args.out, done=True)
     if finished is not None and (not args.save_final_model or (finished / "final_model.json").exists()):
         # Every fold of this exact run is finished: nothing to train again (use another --seed or --out for a repeat).
@@ -174,8 +237,17 @@ def run(args) -> Path:
         print(f"{int((~ok).sum())} unreadable images left out; listed in {run_dir / 'skipped.csv'}")
         table = table[ok].reset_index(drop=True)
     atomic_write_csv(run_dir / "images.csv", table)
-    model = build_model(args, cfg, classes, data, images, run_dir)
-    protocol.run_protocol(model, table, classes, cfg, args.seed, run_dir, only_folds)
+    groups = None
+    if cfg.cv.group_duplicates:
+        from deeppainter.data.duplicates import duplicates_table, find_duplicates
+
+        groups, pairs = find_duplicates(list(table["path"]), cfg.cv.duplicate_threshold)
+        atomic_write_csv(run_dir / "duplicates.csv", duplicates_table(list(table["path"]), groups, pairs))
+        merged = len(table) - len(set(groups.tolist()))
+        print(f"duplicates: {merged} merge(s) into {int((np.bincount(groups) > 1).sum())} group(s) of versions of "
+              f"one work, each kept inside one fold; listed in {run_dir / 'duplicates.csv'}")
+    model = build_model(args, cfg, classes, data, images, run_dir, (encoder, transductive))
+    protocol.run_protocol(model, table, classes, cfg, args.seed, run_dir, only_folds, groups)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:
@@ -210,6 +282,9 @@ def _subcommand_args(argv, name: str, description: str, what: str):
 def merge(argv) -> Path:
     import shutil
 
+    from deeppainter.eval import protocol
+    from deeppainter.eval.protocol import finish
+
     args, records = _subcommand_args(argv, "merge", "Combine cv10 runs of different --folds subsets into one result.",
                                      "cv10 run folders of the same configuration")
     if len({r["fingerprint"] for r in records}) != 1:
@@ -239,6 +314,10 @@ def ensemble(argv) -> Path:
 
     The weights are fixed (equal), so nothing is tuned on the test folds.
     """
+    import pandas as pd
+
+    from deeppainter.eval import protocol
+    from deeppainter.eval.protocol import finish
     args, records = _subcommand_args(argv, "ensemble", ensemble.__doc__,
                                      "finished cv10 run folders on the same images, classes, seed and folds")
     frames = []

@@ -51,7 +51,7 @@ def run(args) -> Path:
     images, reasons = standardise_files(paths, final)
     folder = output_folder(args, "explain", final.name) / f"gradcam_{timestamp()}"
     readable, rows = iter(images), []
-    for number, (path, reason) in enumerate(tqdm(list(zip(paths, reasons)), desc="Grad-CAM", unit="img")):
+    for number, (path, reason) in enumerate(tqdm(list(zip(paths, reasons)), desc="Grad-CAM", unit="img", disable=None)):
         if reason:
             print(f"{path}: unreadable ({reason})")
             rows.append({"path": str(path), "error": reason})

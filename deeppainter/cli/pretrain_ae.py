@@ -23,6 +23,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = common.resolve_config(args)
+    common.import_keras_quietly()
     if args.dry_run:
         from deeppainter.models.autoencoder import build_autoencoder
 
@@ -33,6 +34,7 @@ def main(argv=None):
 
     common.seed_everything(args.seed)
     exclude = tuple(c.strip() for c in args.exclude.split(",") if c.strip())
-    run_dir = pretraining_run(cfg, args.preset, args.seed, args.out, args.data or sample_dir(), exclude)
+    run_dir = pretraining_run(cfg, args.preset, args.seed, args.out, args.data or sample_dir(), exclude,
+                              verbose=common.progress_verbose())
     print(f"run folder: {run_dir}")
     return 0

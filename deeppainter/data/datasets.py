@@ -137,7 +137,7 @@ def load_images(paths: list[str], cfg: DataConfig, workers: int = 2, progress: b
                     return str(exc)
 
             with ThreadPoolExecutor(max(1, workers)) as pool:
-                reasons = list(tqdm(pool.map(decode, range(len(paths))), total=len(paths), disable=not progress,
+                reasons = list(tqdm(pool.map(decode, range(len(paths))), total=len(paths), disable=None if progress else True,
                                     desc=f"decoding {len(paths)} images at {size}px", unit="img"))
         status = {"reasons": reasons}
         status_file.write_text(json.dumps(status))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 
 def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
@@ -12,7 +12,16 @@ def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
 
 
 
-def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_folds(labels: np.ndarray, n_folds: int, seed: int,
+               groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds; with ``groups`` (e.g. near-duplicates) each group stays inside one fold.
+
+    When every group is a single image the folds are plain StratifiedKFold, so runs on data without
+    duplicates keep exactly the folds they had before grouping existed.
+    """
+    if groups is not None and len(np.unique(groups)) < len(labels):
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(labels)), labels, groups))
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))
 

@@ -111,7 +111,8 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
 
     data_cfg = final.data_config()
     images, reasons = [], []
-    for path in tqdm(paths, desc=f"standardising to {data_cfg.image_size}px", unit="img", disable=not progress):
+    for path in tqdm(paths, desc=f"standardising to {data_cfg.image_size}px", unit="img",
+                     disable=None if progress else True):
         try:
             if not Path(path).is_file():
                 raise UnreadableImage(path, "no such file")

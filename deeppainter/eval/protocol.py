@@ -25,15 +25,18 @@ def fold_file(run_dir: Path, fold: int) -> Path:
 
 
 def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed: int, run_dir: Path,
-                 only_folds: list[int] | None = None) -> pd.DataFrame:
-    """Run (or resume) the folds and return every finished fold's out-of-fold predictions."""
+                 only_folds: list[int] | None = None, groups: np.ndarray | None = None) -> pd.DataFrame:
+    """Run (or resume) the folds and return every finished fold's out-of-fold predictions.
+
+    ``groups`` (one id per image, e.g. near-duplicates) keeps each group inside one fold.
+    """
     labels = label_indices(table["label"], classes)
-    folds = make_folds(labels, cfg.cv.folds, seed)
+    folds = make_folds(labels, cfg.cv.folds, seed, groups)
     selected = only_folds if only_folds is not None else list(range(len(folds)))
     todo = [k for k in selected if not fold_file(run_dir, k).exists()]
     if len(todo) < len(selected):
         print(f"resuming: folds {sorted(set(selected) - set(todo))} already finished, skipping them")
-    for fold in tqdm(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold"):
+    for fold in tqdm(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold", disable=None):
         train_idx, test_idx = folds[fold]
         start = time.perf_counter()
         probabilities, info, history = model.fit_predict(fold, train_idx, test_idx, labels)
@@ -85,8 +88,9 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
     if histories:
         atomic_write_csv(run_dir / "history.csv", pd.concat(histories, ignore_index=True))
     model = record["arguments"]["model"]
-    table = paper_table(summary, model, classes)
-    extra = {"model": model, "task": task_name(classes), "preset": record["preset"],
+    transductive = bool(record["arguments"].get("transductive", False))
+    table = paper_table(summary, model + (" (transductive pre-training)" if transductive else ""), classes)
+    extra = {"model": model, "transductive": transductive, "task": task_name(classes), "preset": record["preset"],
              "experiment": record["arguments"].get("experiment", ""),
              "wall_seconds_folds": float(sum(i["seconds"] for i in infos)),
              "fold_details": infos}

@@ -53,7 +53,8 @@ class EncoderHeadModel:
         batches = ArrayBatches(self.images, np.arange(len(self.images)), batch_size=64, shuffle=False)
         shape = (len(self.images),) + tuple(encoder.output_shape[1:])
         with atomic_npy(feature_file, "float32", shape) as features:
-            for index in tqdm(range(len(batches)), desc="encoding images once (frozen encoder)", unit="batch"):
+            for index in tqdm(range(len(batches)), desc="encoding images once (frozen encoder)", unit="batch",
+                                  disable=None):
                 rows = batches.batch_indices(index)
                 features[rows] = keras.ops.convert_to_numpy(encoder(batches.inputs(rows), training=False))
         return np.load(feature_file, mmap_mode="r")
