@@ -288,6 +288,7 @@ RANGES: dict[str, tuple] = {
     "backbone.patience": _AT_LEAST_0,
     "cv.folds": (2, None, False, False),
     "cv.bootstrap": _AT_LEAST_1,
+    "cv.duplicate_threshold": (0.0, 1.0, True, False),  # a correlation: (0, 1]
 }
 
 

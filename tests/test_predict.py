@@ -172,7 +172,7 @@ def test_grad_cam_of_a_backbone():
 
 
 def test_model_is_a_deprecated_alias_of_run(cae_run, mixed_inputs, tmp_path, capsys):
-    predict.main(["--run", str(cae_run), str(mixed_inputs / "a.jpg"), "--out", str(tmp_path)])
+    predict.main(["--model", str(cae_run), str(mixed_inputs / "a.jpg"), "--out", str(tmp_path)])
     assert "--model RUN_DIR is deprecated" in capsys.readouterr().err
 
 
@@ -180,7 +180,7 @@ def test_predict_and_evaluate_standardise_alike_with_non_default_preprocessing(s
     """A model trained with trim_bars + crop is evaluated with the same preprocessing record as predict uses."""
     cv10.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(tmp_path / "train"),
                "--model", "cae", "--set", "cv.folds=2", "--set", "data.trim_bars=true", "--set", "data.mode=crop",
-               "--set", "pretrain.epochs=1", "--save-final-model"])
+               "--set", "pretrain.epochs=1", "--save-final-model", "--transductive-pretrain"])
     (run_dir,) = [p for p in (tmp_path / "train").glob("*_cv10_*") if p.is_dir()]
     record = read_json(run_dir / "final_model.json")
     assert record["trim_bars"] is True and record["mode"] == "crop"

@@ -11,6 +11,7 @@ frozen-encoder classifier is trained in every fold and the paper's table is prin
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def parse_args(argv=None):
                         help="also train one model on all images and save it for predict/evaluate/explain")
     parser.add_argument("--experiment", type=Path, default=None,
                         help="an experiments/*.toml file supplying these options (explicit flags win)")
+    parser.add_argument("--with-baselines", action=argparse.BooleanOptionalAction, default=None,
+                        help="also run the paper's Table 1 baselines in the same folds and print one table of all "
+                             "(the RBM rows take minutes); default: on for the main job (the embedded sample, "
+                             "--model cae, all folds), with the fast rows only")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding images")
     parser.add_argument("--verbose", action="store_true", help="show Keras progress for every epoch")
     args = parser.parse_args(argv)
@@ -263,8 +268,6 @@ def run(args) -> Path:
 
 
 def _subcommand_args(argv, name: str, description: str, what: str):
-    import argparse
-
     parser = argparse.ArgumentParser(prog=f"python -m deeppainter.cv10 {name}", description=description)
     parser.add_argument("run_dirs", nargs="+", type=Path, help=what)
     parser.add_argument("--out", type=Path, default=None, help="runs root for the new run (default: first's parent)")
@@ -348,8 +351,6 @@ def ensemble(argv) -> Path:
 
 def models(argv) -> None:
     """Print every registered model with what it is."""
-    import argparse
-
     argparse.ArgumentParser(prog="python -m deeppainter.cv10 models", description=models.__doc__).parse_args(argv)
     width = max(len(name) for name in registry.list_models())
     for name, text in registry.describe_all():
@@ -368,6 +369,36 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS:
         SUBCOMMANDS[argv[0]](argv[1:])
-    else:
-        run(parse_args(argv))
+        return 0
+    args = parse_args(argv)
+    with_baselines = args.with_baselines
+    if with_baselines is None:  # the main job: one command, the paper's whole Table 1
+        with_baselines = args.data is None and args.model == "cae" and not args.folds and not args.experiment
+    run_dirs = [run(args)]
+    if with_baselines:
+        names = registry.list_models("Table 1 baselines") if args.with_baselines else MAIN_JOB_BASELINES
+        for name in names:
+            print(f"\nTable 1 baseline {name}, same folds:")
+            run_dirs.append(run(argparse.Namespace(**{**vars(args), "model": name, "save_final_model": False})))
+        print_table1(run_dirs)
     return 0
+
+
+# ASSUMPTION: the main job shows the Table 1 rows that take seconds on 2 cores; the RBM rows take minutes
+# each (--with-baselines runs them all).
+MAIN_JOB_BASELINES = ("features-knn", "features-svm")
+
+
+def print_table1(run_dirs: list[Path]) -> None:
+    """One table: every model's row of its paper_table.csv, then the published rows once."""
+    import pandas as pd
+
+    tables = [pd.read_csv(d / "paper_table.csv", keep_default_na=False) for d in run_dirs
+              if (d / "paper_table.csv").is_file()]
+    if not tables:
+        return
+    ours = pd.concat([table.iloc[:1] for table in tables], ignore_index=True)
+    table = pd.concat([ours, tables[0].iloc[1:]], ignore_index=True).fillna("")
+    print("\nThe paper's Table 1 in the same folds (percent, mean ± std over folds), with the published numbers:")
+    print(table.to_string(index=False))
+    print("run folders: " + ", ".join(d.name for d in run_dirs))
