@@ -71,7 +71,11 @@ def test_concat_and_style_models_reuse_per_extractor_features(tmp_path):
     assert len(list((tmp_path / "features").glob("*.npy"))) == 2  # one file per extractor, not per model
     dino = PretrainedProbeModel("dinov2-logreg", images, 0, tmp_path)
     np.testing.assert_array_equal(dino.features, concat.features[:, 1280:])
+    # the SVM calibrates inside each inner fold: give it enough images per class
+    labels = np.repeat([0, 1], 15)
+    images = np.clip(rng.normal(80 + 90 * labels[:, None, None, None], 30, (30, 32, 32, 3)), 0, 255).astype(np.uint8)
     style = PretrainedProbeModel("magenta-style-svm", images, 0, tmp_path)
-    train, test = np.arange(12) % 3 != 0, np.arange(12) % 3 == 0
-    probabilities, info, history = style.fit_predict(0, np.flatnonzero(train), np.flatnonzero(test), labels)
-    assert probabilities.shape == (4, 2) and "chose_svm.estimator__C" in info and history is None
+    test = np.arange(30) % 5 == 0
+    probabilities, info, history = style.fit_predict(0, np.flatnonzero(~test), np.flatnonzero(test), labels)
+    assert probabilities.shape == (6, 2) and history is None
+    assert float(info["chose_svm.estimator__C"]) in (1.0, 10.0, 100.0)
