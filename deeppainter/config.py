@@ -72,6 +72,9 @@ class ClassifierConfig:
     svm_power: str = "none"
     # ASSUMPTION: one scale. (1, 2) adds the handcrafted features of a 1/2-resolution copy (baselines).
     feature_scales: tuple[int, ...] = (1,)
+    # ASSUMPTION: a small log grid for the linear probes on pretrained features (deeppainter.classical.probes),
+    # chosen by the inner CV of the training folds.
+    probe_c: tuple[float, ...] = (0.01, 0.1, 1.0)
     epochs: int = 50  # ASSUMPTION: upper bound, early stopping on an inner validation split
     batch_size: int = 32  # ASSUMPTION
     optimizer: str = "adam"  # ASSUMPTION: neither paper says
@@ -346,6 +349,8 @@ def validate(cfg: Config) -> None:
     if not scales or len(set(scales)) < len(scales) or min(scales) < 1 or cfg.data.image_size // max(scales) < 8:
         raise ConfigError(f"classifier.feature_scales={','.join(map(str, scales))}: give distinct integers ≥ 1 "
                           f"that leave at least 8 pixels of data.image_size={cfg.data.image_size}, e.g. 1,2")
+    if not cfg.classifier.probe_c or min(cfg.classifier.probe_c) <= 0:
+        raise ConfigError("classifier.probe_c must be one or more positive numbers, e.g. 0.01,0.1,1")
     if cfg.classifier.stack_folds < 2:
         raise ConfigError("classifier.stack_folds must be at least 2")
 

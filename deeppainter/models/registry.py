@@ -133,3 +133,10 @@ for _name, _application in [("resnet50", "ResNet-50"), ("efficientnetb0", "Effic
     register_model(_name, "deeppainter.train.backbone_model:BackboneModel", group="transfer backbones",
                    help=f"keras.applications {_application}, fine-tuned with differential learning rates "
                         f"(ImageNet weights from --weights FILE)")
+for _name, _help in [
+        ("effnet-lite0-logreg", "frozen EfficientNet-Lite0 features (ImageNet, 224 px) → scaled logistic regression"),
+        ("dinov2-logreg", "frozen DINOv2 ViT-S/14 features (CLS + mean patch, 224 px) → scaled logistic regression"),
+        ("magenta-style-svm", "frozen Magenta style-prediction vector (256 px) → RBF SVM"),
+        ("pretrained-concat-logreg", "EfficientNet-Lite0 ‖ DINOv2 features side by side → scaled logistic regression")]:
+    register_model(_name, "deeppainter.classical.probes:PretrainedProbeModel", group="pretrained probes",
+                   needs_encoder=False, final_format="pkl", help=_help)

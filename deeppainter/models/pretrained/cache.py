@@ -11,7 +11,7 @@ import importlib.resources
 from collections.abc import Callable
 from pathlib import Path
 
-from deeppainter.datasets import default_cache_dir
+from deeppainter.data.datasets import default_cache_dir
 from deeppainter.errors import UserError
 from deeppainter.runs import atomic_write_bytes
 

