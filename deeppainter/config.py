@@ -292,6 +292,7 @@ RANGES: dict[str, tuple] = {
     "cv.folds": (2, None, False, False),
     "cv.bootstrap": _AT_LEAST_1,
     "cv.duplicate_threshold": (0.0, 1.0, True, False),  # a correlation: (0, 1]
+    "classifier.probe_c": _POSITIVE,  # inverse regularisation strengths
 }
 
 
@@ -349,7 +350,7 @@ def validate(cfg: Config) -> None:
     if not scales or len(set(scales)) < len(scales) or min(scales) < 1 or cfg.data.image_size // max(scales) < 8:
         raise ConfigError(f"classifier.feature_scales={','.join(map(str, scales))}: give distinct integers ≥ 1 "
                           f"that leave at least 8 pixels of data.image_size={cfg.data.image_size}, e.g. 1,2")
-    if not cfg.classifier.probe_c or min(cfg.classifier.probe_c) <= 0:
+    if not cfg.classifier.probe_c:
         raise ConfigError("classifier.probe_c must be one or more positive numbers, e.g. 0.01,0.1,1")
     if cfg.classifier.stack_folds < 2:
         raise ConfigError("classifier.stack_folds must be at least 2")
