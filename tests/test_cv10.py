@@ -232,3 +232,14 @@ def test_sample_default_uses_the_shipped_encoder_only_when_it_fits():
     args = cv10.parse_args([])
     path, transductive = cv10.encoder_source(args, build_config("cpu", []), sample_dir())
     assert path == cv10.SHIPPED_ENCODERS / "cpu" / "encoder.keras" and not transductive
+
+
+def test_main_job_table_puts_every_model_beside_the_published_rows(synthetic_painters, tmp_path, capsys):
+    run_dirs = [run_cv10(tmp_path / name, synthetic_painters, "--model", name)[0]
+                for name in ("features-knn", "features-svm")]
+    capsys.readouterr()
+    cv10.print_table1(run_dirs)
+    out = capsys.readouterr().out
+    ours = [line for line in out.splitlines() if line.strip().startswith("ours (this run)")]
+    assert len(ours) == 2 and "features-knn" in ours[0] and "features-svm" in ours[1]
+    assert out.count("features-knn") == 1  # synthetic painters: no published row for this task

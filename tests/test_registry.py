@@ -31,3 +31,12 @@ def test_cv10_lists_the_registry_without_importing_keras():
     assert done.returncode == 0, done.stderr
     listed = [line.split()[0] for line in done.stdout.splitlines()]
     assert listed == registry.list_models()
+
+
+def test_a_models_recipe_comes_before_the_users_overrides():
+    from deeppainter.cli import cv10
+
+    args = cv10.parse_args(["--model", "effnet-lite0-logreg"])
+    assert args.overrides == ["data.image_size=224"]
+    args = cv10.parse_args(["--model", "effnet-lite0-logreg", "--set", "data.image_size=128"])
+    assert args.overrides[-1] == "data.image_size=128"  # applied last, so it wins

@@ -78,6 +78,7 @@ def parse_args(argv=None):
     names = registry.list_models()
     if args.model not in names:
         parser.error(f"argument --model: invalid choice: {args.model!r} (choose from {', '.join(names)})")
+    args.overrides = [*registry.get_model(args.model).recipe, *args.overrides]  # the user's --set wins
     if args.weights:  # a config value, so it is part of the run's fingerprint
         args.overrides.append(f"backbone.weights={args.weights.expanduser().resolve()}")
     return args
@@ -225,6 +226,17 @@ def run(args) -> Path:
                  "experiment": args.experiment.stem if args.experiment else ""}
     if transductive:  # only then, so the fingerprints of earlier runs stay valid
         arguments["transductive"] = True
+    groups, all_paths = None, list(table["path"])
+    if cfg.cv.group_duplicates:
+        import hashlib
+
+        from deeppainter.data.duplicates import find_duplicates
+
+        groups, pairs = find_duplicates(all_paths, cfg.cv.duplicate_threshold)
+        if len(set(groups.tolist())) < len(groups):
+            # Grouped folds differ from the plain stratified ones: a run made (or half made) before
+            # duplicates were grouped is another run, never resumed or reported as this one.
+            arguments["duplicate_groups"] = hashlib.sha256(groups.tobytes()).hexdigest()[:16]
     finished = find_run("cv10", args.preset, args.seed, cfg, arguments, args.out, done=True)
     if finished is not None and (not args.save_final_model or (finished / "final_model.json").exists()):
         # Every fold of this exact run is finished: nothing to train again (use another --seed or --out for a repeat).
@@ -242,15 +254,17 @@ def run(args) -> Path:
         print(f"{int((~ok).sum())} unreadable images left out; listed in {run_dir / 'skipped.csv'}")
         table = table[ok].reset_index(drop=True)
     atomic_write_csv(run_dir / "images.csv", table)
-    groups = None
-    if cfg.cv.group_duplicates:
-        from deeppainter.data.duplicates import duplicates_table, find_duplicates
+    if groups is not None:
+        from deeppainter.data.duplicates import duplicates_table
 
-        groups, pairs = find_duplicates(list(table["path"]), cfg.cv.duplicate_threshold)
-        atomic_write_csv(run_dir / "duplicates.csv", duplicates_table(list(table["path"]), groups, pairs))
-        merged = len(table) - len(set(groups.tolist()))
-        print(f"duplicates: {merged} merge(s) into {int((np.bincount(groups) > 1).sum())} group(s) of versions of "
-              f"one work, each kept inside one fold; listed in {run_dir / 'duplicates.csv'}")
+        atomic_write_csv(run_dir / "duplicates.csv", duplicates_table(all_paths, groups, pairs))
+        merged = len(groups) - len(set(groups.tolist()))
+        if merged:
+            print(f"duplicates: {merged} image(s) merged into {int((np.bincount(groups) > 1).sum())} group(s) of "
+                  f"versions of one work, each kept inside one fold; listed in {run_dir / 'duplicates.csv'}")
+        else:
+            print("duplicates: none found (no two images are versions of one work)")
+        groups = groups[ok]
     model = build_model(args, cfg, classes, data, images, run_dir, (encoder, transductive))
     protocol.run_protocol(model, table, classes, cfg, args.seed, run_dir, only_folds, groups)
     record, _ = load_run_config(run_dir)

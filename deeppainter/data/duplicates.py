@@ -20,6 +20,14 @@ def thumbnail(path: Path, size: int = 16) -> np.ndarray:
     return np.asarray(grey, dtype=np.float64).ravel()
 
 
+def _thumbnail_or_zeros(path: Path, size: int) -> np.ndarray:
+    """A zero thumbnail (correlates with nothing) for a file that cannot be decoded."""
+    try:
+        return thumbnail(path, size)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return np.zeros(size * size)
+
+
 class _UnionFind:
     def __init__(self, count: int):
         self.parent = list(range(count))
@@ -45,7 +53,10 @@ def find_duplicates(paths: list, threshold: float = 0.99, size: int = 16) -> tup
     pairs = []
     first_with_hash: dict[str, int] = {}
     for i, path in enumerate(paths):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:  # unreadable: a singleton here; the loader lists it in skipped.csv
+            continue
         if digest in first_with_hash:
             j = first_with_hash[digest]
             uf.union(j, i)
@@ -53,7 +64,7 @@ def find_duplicates(paths: list, threshold: float = 0.99, size: int = 16) -> tup
         else:
             first_with_hash[digest] = i
     if len(paths) > 1:
-        thumbs = np.stack([thumbnail(p, size) for p in paths])
+        thumbs = np.stack([_thumbnail_or_zeros(p, size) for p in paths])
         thumbs -= thumbs.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(thumbs, axis=1, keepdims=True)
         thumbs /= np.where(norms > 0, norms, 1.0)

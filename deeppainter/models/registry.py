@@ -59,6 +59,9 @@ class ModelSpec:
     needs_encoder: bool = False  # a pre-trained autoencoder's encoder (cv10 --encoder, or a pre-training run)
     final_format: str | None = "keras"  # "keras" | "pkl" for --save-final-model; None: not available
     uses_stack_members: bool = False  # needs an encoder whenever one of classifier.stack_members does
+    # The model's recommended recipe: --set overrides applied before the user's, so that
+    # `cv10 --model NAME` with no --set gives the number reported for NAME.
+    recipe: tuple[str, ...] = ()
 
     def encoder_needed(self, cfg: Config) -> bool:
         if self.uses_stack_members:
@@ -138,5 +141,6 @@ for _name, _help in [
         ("dinov2-logreg", "frozen DINOv2 ViT-S/14 features (CLS + mean patch, 224 px) → scaled logistic regression"),
         ("magenta-style-svm", "frozen Magenta style-prediction vector (256 px) → RBF SVM"),
         ("pretrained-concat-logreg", "EfficientNet-Lite0 ‖ DINOv2 features side by side → scaled logistic regression")]:
+    # ASSUMPTION: the networks see 224 px standardised squares (their input size), not the preset's 64 px.
     register_model(_name, "deeppainter.classical.probes:PretrainedProbeModel", group="pretrained probes",
-                   needs_encoder=False, final_format="pkl", help=_help)
+                   needs_encoder=False, final_format="pkl", help=_help, recipe=("data.image_size=224",))
