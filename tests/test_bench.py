@@ -13,7 +13,8 @@ def test_smoke_bench_writes_table_report_and_run(synthetic_painters, tmp_path, c
     assert "| " + " | ".join(bench.COLUMNS) + " |" in text
     for row in ("standardiser vs decode bound", "standardiser vs naive", "cv10 cached features vs encoder every epoch",
                 "cv10 cached vs uncached agreement", "CAE training vs input pipeline", "CAE achieved FLOP/s (MFU)",
-                "dense head at paper size (replication2021)", "replication2021 training memory"):
+                "dense head at paper size (replication2021)", "replication2021 training memory",
+                "frozen features: efficientnet-lite0"):
         assert f"| {row} |" in text and f"| {row} |" in printed, row
     (run_dir,) = (tmp_path / "runs").glob("*_bench_smoke_seed0")
     for name in ("metrics.json", "env.json", "config.json", "bench.md", "DONE"):

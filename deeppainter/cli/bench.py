@@ -12,6 +12,7 @@ from deeppainter.tools.bench import (
     cae_training,
     cv_cache_comparison,
     default_data,
+    extraction_rates,
     labelled_images,
     markdown_table,
     matmul_flops,
@@ -33,12 +34,15 @@ def parse_args(argv=None):
     parser.add_argument("--per-class", type=int, default=100, help="images per class for the cv10 and CAE rows")
     parser.add_argument("--epochs", type=int, default=10, help="head epochs per fold (no early stopping)")
     parser.add_argument("--steps", type=int, default=8, help="timed autoencoder training steps")
+    parser.add_argument("--extract-images", type=int, default=64,
+                        help="images timed through each frozen feature extractor (the CAE encoder, the pretrained networks)")
     parser.add_argument("--report", type=Path, default=Path("results/bench.md"), help="markdown report (atomic)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.preset = "smoke"
         args.images, args.size, args.per_class = min(args.images, 12), 32, min(args.per_class, 12)
         args.epochs, args.steps = min(args.epochs, 2), min(args.steps, 2)
+        args.extract_images = min(args.extract_images, 4)
     return args
 
 
@@ -71,6 +75,9 @@ def main(argv=None):
     metrics["peak_source"] = "--peak-tflops" if args.peak_tflops else "measured numpy matmul"
     metrics["cae"] = cae_training(cfg, images, args.steps, args.seed, metrics["peak_flops"])
     metrics["memory"] = paper_memory()
+    metrics["image_size"] = cfg.data.image_size
+    extractors = ("efficientnet-lite0",) if args.smoke else ("efficientnet-lite0", "dinov2-s", "magenta-style")
+    metrics["extraction"] = extraction_rates(images[:args.extract_images], run_dir / "encoder.keras", extractors)
     rows = table_rows(metrics, args.size)
     metrics["table"] = [dict(zip(COLUMNS, row)) for row in rows]
     table = markdown_table(rows)

@@ -21,6 +21,7 @@ from deeppainter.data.datasets import (
     resolve_classes,
     sample_dir,
 )
+from deeppainter.errors import UserError
 from deeppainter.tools import flops
 
 SHARED_DATA = Path("../shared/data/wikiart14")
@@ -104,6 +105,30 @@ def cv_cache_comparison(cfg: Config, images: np.ndarray, labels: np.ndarray, enc
             "folds": cfg.cv.folds, "epochs": cfg.classifier.epochs, "images": int(len(labels))}
 
 
+# --- frozen feature extraction: the CAE encoder beside the pretrained networks ---------------------------------
+
+def extraction_rates(images: np.ndarray, encoder_path: Path, names: tuple[str, ...], batch_size: int = 32) -> dict:
+    """Images per second through each frozen feature extractor, on the same images, after one warm-up batch."""
+    import keras
+
+    from deeppainter.models import pretrained
+
+    encoder = keras.models.load_model(encoder_path, compile=False)
+    floats = images.astype("float32") / 255.0
+    encoder.predict(floats[:batch_size], verbose=0)
+    seconds, _ = timed(encoder.predict, floats, batch_size=batch_size, verbose=0)
+    rates = {"cae-encoder": len(images) / seconds}
+    for name in names:
+        try:
+            pretrained.extract_features(name, images[:batch_size], batch_size=batch_size)
+        except UserError as exc:  # the optional extra is not installed: say so in the table
+            rates[name] = str(exc)
+            continue
+        seconds, _ = timed(pretrained.extract_features, name, images, batch_size=batch_size)
+        rates[name] = len(images) / seconds
+    return rates
+
+
 # --- autoencoder training -----------------------------------------------------------------------------------
 
 def cae_training(cfg: Config, images: np.ndarray, steps: int, seed: int, peak_flops: float) -> dict:
@@ -175,6 +200,12 @@ def _ratio(value: float, goal: float | None = None) -> str:
 def table_rows(m: dict, size: int) -> list[tuple[str, ...]]:
     std, cv, cae, mem = m["standardiser"], m["cv10"], m["cae"], m["memory"]
     fits = {True: "fits", False: "does not fit"}
+    rates = m.get("extraction", {})
+    cae_rate = rates.get("cae-encoder")
+    extraction = [(f"frozen features: {name}", f"{rate:.1f} img/s" if isinstance(rate, float) else rate,
+                   f"{cae_rate:.0f} img/s CAE encoder ({m['image_size']} px)",
+                   f"{rate / cae_rate:.3f}×" if isinstance(rate, float) else "—", "—")
+                  for name, rate in rates.items() if name != "cae-encoder"]
     return [
         ("standardiser vs decode bound", f"{std['standardiser']:.0f} img/s ({size} px)",
          f"{std['bare']:.0f} img/s PIL open+load", _ratio(std["standardiser"] / std["bare"], GOALS["bound"]),
@@ -203,6 +234,7 @@ def table_rows(m: dict, size: int) -> list[tuple[str, ...]]:
          f"(head {mem['head_train_bytes'] / GB:.1f}, CAE {mem['cae_train_bytes'] / GB:.1f})",
          f"24 GiB RAM: {fits[mem['fits_24GiB_ram']]}; 80 GB GPU: {fits[mem['fits_80GB_gpu']]}",
          f"{mem['peak_bytes'] / RAM_LIMIT:.2f}× of 24 GiB", "fits both"),
+        *extraction,
     ]
 
 
