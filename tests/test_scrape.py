@@ -168,12 +168,61 @@ def test_placeholder_corrupt_and_duplicate(tmp_path):
     corrupt = row(frame, 105)
     assert corrupt.status == "failed" and "undecodable" in corrupt.reason and corrupt.path == ""
     dup, original = row(frame, 106), row(frame, 101)
-    assert {dup.status, original.status} == {"duplicate", "ok"}
-    first, second = (original, dup) if original.status == "ok" else (dup, original)
-    assert second.reason == f"same image bytes as alpha-painter/{first.content_id}" and second.sha256 == first.sha256
-    assert sorted(p.name for p in image_files(tmp_path)) == sorted(["101.jpg", "102.jpg", "103.jpg"]
-                                                                   if first.content_id == "101" else
-                                                                   ["106.jpg", "102.jpg", "103.jpg"])
+    # Of identical images the smallest content id is kept, whatever finished downloading first.
+    assert original.status == "ok" and dup.status == "duplicate" and dup.path == ""
+    assert dup.reason == "same image bytes as alpha-painter/101" and dup.sha256 == original.sha256
+    assert sorted(p.name for p in image_files(tmp_path)) == ["101.jpg", "102.jpg", "103.jpg"]
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_the_smallest_content_id_keeps_an_image_whatever_the_download_order(tmp_path, workers):
+    # 406 and 402 serve 409's bytes and 405 serves 403's: the later-listed smaller ids must win.
+    works = [FakeWork(409), FakeWork(406, dup_of=409), FakeWork(405, dup_of=403), FakeWork(403),
+             FakeWork(402, dup_of=409), FakeWork(401)]
+    with FakeWikiArt({"alpha-painter": works}) as site:
+        for seed in ("0", "1", "2"):  # other seeds, other download orders
+            out = tmp_path / f"seed{seed}"
+            run(site, out, "alpha-painter", "--workers", workers, "--seed", seed)
+            frame = manifest(out)
+            ok = sorted(frame[frame.status == "ok"].content_id)
+            assert ok == ["401", "402", "403"], (seed, ok)
+            assert sorted(p.name for p in image_files(out)) == ["401.jpg", "402.jpg", "403.jpg"]
+            assert row(frame, 409).reason == "same image bytes as alpha-painter/402"
+
+
+def test_sigkill_at_any_point_resumes_to_the_uninterrupted_manifest(tmp_path):
+    """Kills (SIGKILL) after 1, 2 and 4 images landed; each resumed run's manifest equals an uninterrupted one."""
+    works = [FakeWork(509), FakeWork(506, dup_of=509), FakeWork(503), FakeWork(505, dup_of=503),
+             FakeWork(502, dup_of=509), FakeWork(501), FakeWork(507), FakeWork(508, kind="placeholder")]
+    columns = ["artist_slug", "content_id", "status", "reason", "path", "sha256", "width", "height"]
+
+    def table(out):
+        return manifest(out)[columns].astype(str).sort_values(["artist_slug", "content_id"]).reset_index(drop=True)
+
+    with FakeWikiArt({"alpha-painter": works}) as site:
+        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+        def command(out):
+            return [sys.executable, "-m", "deeppainter.scrape", "--artists", "alpha-painter", "--out", str(out),
+                    "--base-url", site.base_url, *FAST, "--workers", "2"]
+
+        subprocess.run(command(tmp_path / "whole"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+        expected = table(tmp_path / "whole")
+        site.image_delay = 0.2
+        for landed in (1, 2, 4):
+            out = tmp_path / f"killed{landed}"
+            proc = subprocess.Popen(command(out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while len(image_files(out)) < landed and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            site.image_delay = 0
+            subprocess.run(command(out), cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+            site.image_delay = 0.2
+            pd.testing.assert_frame_equal(table(out), expected)
+            assert sorted(p.name for p in image_files(out)) == ["501.jpg", "502.jpg", "503.jpg", "507.jpg"]
 
 
 def test_hostile_ids_titles_and_urls_stay_inside_out(tmp_path):

@@ -162,10 +162,13 @@ class Scraper:
         self.manifest = Manifest(self.out)
         self.notes: dict[str, str] = {}
         self._hash_lock = threading.Lock()
-        self._hashes: dict[str, str] = {}  # sha256 -> "slug/content_id" of the ok work that owns it
+        self._hashes: dict[str, tuple[str, str]] = {}  # sha256 -> (slug, content_id) of the ok work that owns it
         for row in self.manifest.all_rows():
             if row["status"] == "ok" and row["sha256"] and self._file_ok(row):
-                self._hashes.setdefault(row["sha256"], f"{row['artist_slug']}/{row['content_id']}")
+                key = (row["artist_slug"], row["content_id"])
+                held = self._hashes.get(row["sha256"])
+                if held is None or canonical_key(*key) < canonical_key(*held):
+                    self._hashes[row["sha256"]] = key
 
     # ---- housekeeping
     def sweep_temp_files(self) -> int:
@@ -280,23 +283,38 @@ class Scraper:
                 raise
             return self._record(work, source, "failed", str(exc))
         digest = hashlib.sha256(data).hexdigest()
-        me = f"{work.artist_slug}/{work.content_id}"
+        me = (work.artist_slug, work.content_id)
+        # One lock around claim, write and record: which of two identical images is kept must not
+        # depend on which download finished first (workers, interruptions), so the canonical copy
+        # is always the work with the smallest content id (canonical_key), and a later-arriving
+        # smaller id takes the image over from the work that held it.
         with self._hash_lock:
-            owner = self._hashes.setdefault(digest, me)
-        if owner != me:
-            if already_there:
-                final.unlink(missing_ok=True)
-            return self._record(work, source, "duplicate", f"same image bytes as {owner}", sha256=digest,
-                                width=width, height=height)
-        if not already_there:
-            try:
+            owner = self._hashes.get(digest)
+            if owner is not None and owner != me and canonical_key(*owner) < canonical_key(*me):
+                if already_there:
+                    final.unlink(missing_ok=True)
+                return self._record(work, source, "duplicate", f"same image bytes as {'/'.join(owner)}", sha256=digest,
+                                    width=width, height=height)
+            if not already_there:
                 atomic_write_bytes(final, data)  # temp + fsync + rename
-            except BaseException:
-                with self._hash_lock:
-                    self._hashes.pop(digest, None)
-                raise
-        return self._record(work, source, "ok", "", path=final.relative_to(self.out).as_posix(),
-                            sha256=digest, width=width, height=height)
+            if owner is not None and owner != me:
+                self._demote(owner, me, digest)
+            self._hashes[digest] = me
+            return self._record(work, source, "ok", "", path=final.relative_to(self.out).as_posix(),
+                                sha256=digest, width=width, height=height)
+
+    def _demote(self, owner: tuple[str, str], canonical: tuple[str, str], digest: str) -> None:
+        """``owner`` held an image that ``canonical`` (a smaller content id) also has: the owner becomes a
+        duplicate (its file goes), and every duplicate of that image now names the canonical work."""
+        reason = f"same image bytes as {'/'.join(canonical)}"
+        row = self.manifest.get(*owner)
+        if row is not None:
+            if row.get("path"):
+                (self.out / row["path"]).unlink(missing_ok=True)
+            self.manifest.record({**row, "status": "duplicate", "reason": reason, "path": ""})
+        for other in self.manifest.all_rows():
+            if other["status"] == "duplicate" and other["sha256"] == digest and other["reason"] != reason:
+                self.manifest.record({**other, "reason": reason})
 
     def _record(self, work: Work, source: str, status: str, reason: str, **extra) -> str:
         row = {"artist_slug": work.artist_slug, "content_id": work.content_id, "title": work.title,
@@ -306,6 +324,13 @@ class Scraper:
         row.update({key: "" if value is None else str(value) for key, value in extra.items()})
         self.manifest.record(row)
         return status
+
+
+def canonical_key(slug: str, content_id: str) -> tuple:
+    """Order of works among identical images: the smallest content id is kept (numeric ids compare as
+    numbers, of any length), the artist slug breaks ties."""
+    numeric = content_id.isdigit()
+    return (0, len(content_id.lstrip("0")), content_id.lstrip("0"), slug) if numeric else (1, 0, content_id, slug)
 
 
 def _dedupe_ids(works: list[Work]) -> list[Work]:
