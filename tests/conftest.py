@@ -28,3 +28,13 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data not present at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def smoke_encoder(synthetic_painters, tmp_path_factory):
+    from deeppainter.cli import pretrain_ae
+
+    out = tmp_path_factory.mktemp("pretrain")
+    pretrain_ae.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(out)])
+    (run_dir,) = out.glob("*_pretrain_ae_*")
+    return run_dir

@@ -14,16 +14,6 @@ from deeppainter.runs import read_json
 from deeppainter.train.cae_model import EncoderHeadModel
 
 
-@pytest.fixture(scope="session")
-def smoke_encoder(synthetic_painters, tmp_path_factory):
-    from deeppainter.cli import pretrain_ae
-
-    out = tmp_path_factory.mktemp("pretrain")
-    pretrain_ae.main(["--preset", "smoke", "--data", str(synthetic_painters), "--out", str(out)])
-    (run_dir,) = out.glob("*_pretrain_ae_*")
-    return run_dir
-
-
 def run_cv10(out, painters, *extra):
     cv10.main(["--preset", "smoke", "--data", str(painters), "--out", str(out), *extra])
     return sorted(p for p in out.glob("*_cv10_*") if p.is_dir())
