@@ -29,9 +29,15 @@ from deeppainter.runs import (
     atomic_write_csv,
     atomic_write_json,
     find_run,
+    images_digest,
     load_run_config,
     open_run,
+    portable_arguments,
+    portable_path,
     read_json,
+    relative_images,
+    resolve_path,
+    runs_path,
 )
 
 
@@ -115,7 +121,7 @@ def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path) -> Path:
     else:
         from deeppainter.train.pretrain import pretraining_run
 
-        pretrain_data = args.pretrain_data or data
+        pretrain_data = resolve_path(args.pretrain_data) if args.pretrain_data else data
         exclude = pretrain_exclusions(args, classes)
         if pretrain_data.resolve() == data.resolve() and not exclude:
             print("ASSUMPTION: no --encoder or --pretrain-data given, so the autoencoder is pre-trained on the "
@@ -123,7 +129,7 @@ def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path) -> Path:
         pretrain_dir = pretraining_run(cfg, args.preset, args.seed, args.out, pretrain_data, exclude,
                                        verbose=1 if args.verbose else 2)
         encoder_path = pretrain_dir / "encoder.keras"
-    atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve())})
+    atomic_write_json(run_dir / "encoder.json", {"encoder": runs_path(encoder_path, run_dir.parent)})
     return encoder_path
 
 
@@ -139,7 +145,7 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path) -> regist
 def run(args) -> Path:
     cfg = common.resolve_config(args)
     common.seed_everything(args.seed)
-    data = Path(args.data) if args.data else sample_dir()
+    data = resolve_path(args.data) if args.data else sample_dir()
     classes_requested = resolve_classes(data, args.classes)
     table = list_labelled(data, classes_requested, min_per_class=max(cfg.cv.folds, cfg.data.min_per_class),
                           max_per_class=cfg.data.max_per_class, seed=args.seed)
@@ -152,9 +158,11 @@ def run(args) -> Path:
         savable = ", ".join(name for name in registry.list_models() if registry.get_model(name).final_format)
         raise UserError(f"--save-final-model is available for {savable}; {args.model} is a study model "
                         f"(drop --save-final-model)")
-    arguments = {"data": str(data.resolve()), "classes": classes, "model": args.model,
-                 "encoder": str(args.encoder.resolve()) if args.encoder else "",
-                 "pretrain_data": str(args.pretrain_data.resolve()) if args.pretrain_data else "",
+    # Paths as portable text (runs.portable_path); the image list, relative to the data, stands for the data.
+    arguments = {"data": portable_path(args.data if args.data else data), "classes": classes, "model": args.model,
+                 "images": images_digest([portable_path(p, data) for p in table["path"]], table["label"]),
+                 "encoder": runs_path(args.encoder, args.out) if args.encoder else "",
+                 "pretrain_data": portable_path(args.pretrain_data) if args.pretrain_data else "",
                  "pretrain_exclude": args.pretrain_exclude,
                  "experiment": args.experiment.stem if args.experiment else ""}
     finished = find_run("cv10", args.preset, args.seed, cfg, arguments, args.out, done=True)
@@ -169,13 +177,13 @@ def run(args) -> Path:
         run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out)
     print(f"{'resuming' if resumed else 'writing'} cv10 run {run_dir}")
     images, ok = load_images(list(table["path"]), cfg.data, workers=args.workers,
-                             skipped_csv=run_dir / "skipped.csv")
+                             skipped_csv=run_dir / "skipped.csv", root=data)
     if not ok.all():
         print(f"{int((~ok).sum())} unreadable images left out; listed in {run_dir / 'skipped.csv'}")
         table = table[ok].reset_index(drop=True)
-    atomic_write_csv(run_dir / "images.csv", table)
+    atomic_write_csv(run_dir / "images.csv", relative_images(table, data))
     model = build_model(args, cfg, classes, data, images, run_dir)
-    protocol.run_protocol(model, table, classes, cfg, args.seed, run_dir, only_folds)
+    protocol.run_protocol(model, relative_images(table, data), classes, cfg, args.seed, run_dir, only_folds)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:
@@ -216,18 +224,22 @@ def merge(argv) -> Path:
                         "cv10 configuration can be merged")
     seen: dict[int, Path] = {}
     for run_dir in args.run_dirs:
-        for fold in protocol.collect_folds([run_dir])["fold"].unique() if (run_dir / "folds").is_dir() else []:
+        for fold in protocol.finished_folds(run_dir):
             if int(fold) in seen:
                 raise UserError(f"fold {fold} is in both {seen[int(fold)]} and {run_dir}; keep one of them")
             seen[int(fold)] = run_dir
     first, cfg = load_run_config(args.run_dirs[0])
-    merged, _ = open_run("cv10", first["preset"], first["seed"], cfg, first["arguments"],
-                         args.out or args.run_dirs[0].parent, resume=False)
+    out_root = args.out or args.run_dirs[0].parent
+    merged, _ = open_run("cv10", first["preset"], first["seed"], cfg, portable_arguments(first["arguments"], out_root),
+                         out_root, resume=False)
     (merged / "folds").mkdir()
     for run_dir in args.run_dirs:
-        for path in (run_dir / "folds").glob("fold??*"):
-            shutil.copy2(path, merged / "folds" / path.name)
-    atomic_write_json(merged / "merged_from.json", [str(d.resolve()) for d in args.run_dirs])
+        for path in (run_dir / "folds").glob("fold??.*"):
+            if not path.name.endswith(".csv") or path.name.endswith(".history.csv"):
+                shutil.copy2(path, merged / "folds" / path.name)  # scores, choices, timings, histories
+        for fold, part in protocol.collect_folds([run_dir]).groupby("fold"):  # predictions, either form
+            atomic_write_csv(protocol.fold_file(merged, int(fold)), part)
+    atomic_write_json(merged / "merged_from.json", [runs_path(d, merged.parent) for d in args.run_dirs])
     record, _ = load_run_config(merged)
     finish(merged, record, cfg, [merged])
     return merged
@@ -244,7 +256,7 @@ def ensemble(argv) -> Path:
     for run_dir in args.run_dirs:
         if not (run_dir / "predictions.csv").is_file():
             raise UserError(f"{run_dir}: no predictions.csv; only finished cv10 runs can be ensembled")
-        frames.append(pd.read_csv(run_dir / "predictions.csv").sort_values("path").reset_index(drop=True))
+        frames.append(protocol.read_predictions(run_dir).sort_values("path").reset_index(drop=True))
     classes = records[0]["arguments"]["classes"]
     for run_dir, record, frame in zip(args.run_dirs, records, frames):
         if (record["arguments"]["classes"] != classes or record["seed"] != records[0]["seed"]
@@ -256,9 +268,9 @@ def ensemble(argv) -> Path:
     combined.insert(2, "predicted", [classes[i] for i in combined[probability_columns].to_numpy().argmax(axis=1)])
     name = "ensemble(" + "+".join(r["arguments"]["model"] for r in records) + ")"
     first, cfg = load_run_config(args.run_dirs[0])
-    arguments = {**first["arguments"], "model": name, "ensemble_of": [str(d.resolve()) for d in args.run_dirs]}
-    run_dir, _ = open_run("cv10", first["preset"], first["seed"], cfg, arguments,
-                          args.out or args.run_dirs[0].parent, resume=False)
+    out_root = args.out or args.run_dirs[0].parent
+    arguments = {**portable_arguments(first["arguments"], out_root), "model": name, "ensemble_of": [runs_path(d, out_root) for d in args.run_dirs]}
+    run_dir, _ = open_run("cv10", first["preset"], first["seed"], cfg, arguments, out_root, resume=False)
     for fold, part in combined.groupby("fold"):
         atomic_write_csv(protocol.fold_file(run_dir, int(fold)), part)
     record, _ = load_run_config(run_dir)
