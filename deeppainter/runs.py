@@ -310,12 +310,30 @@ def find_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
     if not out_root.is_dir():
         return None
     wanted = fingerprint(command, preset, cfg, {**arguments, "seed": seed})
+    legacy = fingerprint(command, preset, cfg, {**_legacy_arguments(arguments, out_root), "seed": seed})
     for candidate in sorted(out_root.glob(f"*_{command}_{preset}_seed{seed}"), reverse=True):
         config_file = candidate / "config.json"
-        if (config_file.is_file() and (candidate / "DONE").exists() == done
-                and read_json(config_file).get("fingerprint") == wanted):
+        if not config_file.is_file() or (candidate / "DONE").exists() != done:
+            continue
+        record = read_json(config_file)
+        if record.get("fingerprint") == wanted:
+            return candidate
+        if record.get("path_format", 1) < PATH_FORMAT and record.get("fingerprint") == legacy:
+            from deeppainter.eval.migrate import migrate_run  # an old folder: made portable, then resumed
+
+            migrate_run(candidate, out_root)
             return candidate
     return None
+
+
+def _legacy_arguments(arguments: dict, out_root: Path) -> dict:
+    """The arguments as old runs recorded them (absolute paths, no image digest), to find their folders."""
+    old = {k: v for k, v in arguments.items() if k != "images"}
+    for key in ("data", "pretrain_data", "encoder"):
+        if old.get(key):
+            root = out_root if str(old[key]).startswith(RUNS_PREFIX) else None
+            old[key] = str(resolve_path(old[key], root).resolve())
+    return old
 
 
 def open_run(command: str, preset: str, seed: int, cfg: config_lib.Config, arguments: dict,

@@ -91,6 +91,29 @@ def test_legacy_absolute_paths_still_read(tmp_path):
     assert list(protocol.collect_folds([run_dir])["path"]) == ["a/1.jpg", "b/2.jpg"]
 
 
+def test_an_old_unfinished_run_with_absolute_paths_is_migrated_and_resumed(synthetic_painters, tmp_path):
+    from deeppainter import config as config_lib
+    from deeppainter.runs import atomic_write_json, fingerprint
+
+    (partial,) = run_cv10(tmp_path, synthetic_painters, "--folds", "0")
+    record = read_json(partial / "config.json")  # turn it into a folder as written before portable paths
+    arguments = {k: v for k, v in record["arguments"].items() if k != "images"}
+    arguments["data"] = str(Path(synthetic_painters).resolve())
+    cfg = config_lib.from_dict(record["config"], record["preset"])
+    record.pop("path_format")
+    record.update(arguments=arguments, fingerprint=fingerprint("cv10", "smoke", cfg, {**arguments, "seed": 0}))
+    atomic_write_json(partial / "config.json", record)
+    for name in ("images.csv", "folds/fold00.csv"):
+        table = pd.read_csv(partial / name)
+        table["path"] = [str(Path(arguments["data"]) / p) for p in table["path"]]
+        table.to_csv(partial / name, index=False)
+    assert run_cv10(tmp_path, synthetic_painters) == [partial]  # resumed, not restarted
+    assert read_json(partial / "config.json")["path_format"] >= 2 and (partial / "DONE").exists()
+    predictions = pd.read_csv(partial / "predictions.csv")
+    assert len(predictions) == 60 and not any(os.path.isabs(p) for p in predictions["path"])
+    assert not any(os.path.isabs(p) for p in pd.read_csv(partial / "images.csv")["path"])
+
+
 def test_no_committed_result_file_holds_an_absolute_path():
     listed = subprocess.run(["git", "ls-files", "results"], cwd=REPO_ROOT, capture_output=True, text=True)
     if listed.returncode != 0:
