@@ -3,6 +3,11 @@
 A run folder is ``<out>/<UTC time>_<command>_<preset>_seed<k>/`` holding ``config.json``
 (resolved config + command arguments), ``env.json`` (versions, backend, devices, git commit)
 and whatever the command adds. An unfinished run with the same fingerprint is resumed.
+
+Recorded paths are portable (``portable_path``/``resolve_path``): the data root once in
+``arguments.data`` as given (``sample:`` for the embedded sample), image paths relative to it, run files
+as ``runs:<run folder>/...`` relative to the runs root. The fingerprint uses the image list relative to
+the data (``images``), not where the data or the run folders live, so a moved run still resumes.
 """
 from __future__ import annotations
 

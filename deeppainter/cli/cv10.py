@@ -74,7 +74,7 @@ def parse_args(argv=None):
     if args.experiment:
         experiments.apply(args, parser, args.experiment)
     if args.weights:  # a config value, so it is part of the run's fingerprint
-        args.overrides.append(f"backbone.weights={args.weights.expanduser().resolve()}")
+        args.overrides.append(f"backbone.weights={portable_path(args.weights.expanduser())}")  # cwd-relative
     return args
 
 
