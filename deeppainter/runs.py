@@ -324,7 +324,8 @@ def find_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
         if record.get("fingerprint") == wanted:
             return candidate
         if record.get("path_format", 1) < PATH_FORMAT and record.get("fingerprint") == legacy:
-            from deeppainter.eval.migrate import migrate_run  # an old folder: made portable, then resumed
+            # An old folder (absolute paths): made portable in place, then resumed.
+            from deeppainter.eval.migrate import migrate_run
 
             migrate_run(candidate, out_root)
             return candidate

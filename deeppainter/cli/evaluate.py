@@ -17,7 +17,14 @@ from deeppainter.data.datasets import list_labelled, load_images
 from deeppainter.errors import UserError
 from deeppainter.eval import metrics
 from deeppainter.eval.inference import load_final_model
-from deeppainter.runs import images_digest, mark_done, open_run, portable_path, relative_images, runs_path
+from deeppainter.runs import (
+    images_digest,
+    mark_done,
+    open_run,
+    portable_path,
+    relative_images,
+    runs_path,
+)
 
 
 def parse_args(argv=None):

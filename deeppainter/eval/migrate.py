@@ -61,11 +61,12 @@ def _digest(run_dir: Path, record: dict, arguments: dict) -> str | None:
         if data.is_dir():
             table = list_unlabelled(data, tuple(arguments.get("exclude", ())))
             return images_digest([portable_path(p, data) for p in table["path"]])
-        rows = list(csv.DictReader(open(run_dir / "pretrain_images.csv", encoding="utf-8")))
+        rows = list(csv.DictReader(io.StringIO((run_dir / "pretrain_images.csv").read_text(encoding="utf-8"))))
         return images_digest([r["path"] for r in rows])
     for name, label in (("images.csv", "label"), ("predictions.csv", "true")):
         if (run_dir / name).is_file():
-            rows = sorted(csv.DictReader(open(run_dir / name, encoding="utf-8")), key=lambda r: (r[label], r["path"]))
+            rows = sorted(csv.DictReader(io.StringIO((run_dir / name).read_text(encoding="utf-8"))),
+                          key=lambda r: (r[label], r["path"]))
             return images_digest([r["path"] for r in rows], [r[label] for r in rows])
     return None
 
@@ -113,7 +114,7 @@ def migrate_run(run_dir: Path, runs_root: Path) -> list[str]:
             atomic_write_json(run_dir / name, value)
             done.append(name)
     if fold_rows and (run_dir / "DONE").exists() and (run_dir / "predictions.csv").is_file():
-        predictions = list(csv.reader(open(run_dir / "predictions.csv", encoding="utf-8")))[1:]
+        predictions = list(csv.reader(io.StringIO((run_dir / "predictions.csv").read_text(encoding="utf-8"))))[1:]
         if sorted(map(tuple, predictions)) == sorted(map(tuple, fold_rows)):
             for path in (run_dir / "folds").glob("fold??.csv"):
                 path.unlink()
@@ -126,6 +127,6 @@ def migrate_run(run_dir: Path, runs_root: Path) -> list[str]:
 def migrate_runs(runs_root: Path) -> None:
     for config_file in sorted(Path(runs_root).glob("*/config.json")):
         for line in migrate_run(config_file.parent, Path(runs_root)):
-            if line.startswith("WARNING") or line.startswith("removed"):
+            if line.startswith(("WARNING", "removed")):
                 print(f"{config_file.parent.name}: {line}")
     print(f"migrated run folders under {runs_root}")

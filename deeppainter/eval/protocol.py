@@ -17,7 +17,14 @@ from deeppainter.config import Config
 from deeppainter.data.splits import label_indices, make_folds
 from deeppainter.eval import metrics
 from deeppainter.eval.published import PUBLISHED, task_name
-from deeppainter.runs import PATH_FORMAT, atomic_write_csv, atomic_write_json, legacy_relative, mark_done, read_json
+from deeppainter.runs import (
+    PATH_FORMAT,
+    atomic_write_csv,
+    atomic_write_json,
+    legacy_relative,
+    mark_done,
+    read_json,
+)
 
 
 def fold_file(run_dir: Path, fold: int) -> Path:

@@ -122,8 +122,15 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
     A finished run with the same fingerprint is reused as it is, so cv10 re-runs never pre-train twice.
     """
     from deeppainter.data.datasets import list_unlabelled, load_images
-    from deeppainter.runs import (atomic_write_csv, find_run, images_digest, mark_done, open_run, portable_path,
-                                  relative_images)
+    from deeppainter.runs import (
+        atomic_write_csv,
+        find_run,
+        images_digest,
+        mark_done,
+        open_run,
+        portable_path,
+        relative_images,
+    )
 
     cfg = pretraining_identity(cfg, preset)
     table = list_unlabelled(data, exclude)
