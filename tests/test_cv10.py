@@ -73,10 +73,12 @@ def test_resume_skips_finished_folds_and_merge_combines_subsets(synthetic_painte
     encoder = ["--encoder", str(smoke_encoder)]
     (partial,) = run_cv10(tmp_path / "a", synthetic_painters, *encoder, "--folds", "0")
     assert not (partial / "metrics.json").exists() and not (partial / "DONE").exists()
-    finished_fold = partial / "folds" / "fold00.csv"
+    assert (partial / "folds" / "fold00.csv").exists()  # the resume marker of an unfinished run
+    finished_fold = partial / "folds" / "fold00.json"  # kept after finish (the CSV copy is then removed)
     stamp = os.stat(finished_fold).st_mtime_ns
     (resumed,) = run_cv10(tmp_path / "a", synthetic_painters, *encoder)  # the same command without --folds
     assert resumed == partial and os.stat(finished_fold).st_mtime_ns == stamp
+    assert not list((resumed / "folds").glob("fold??.csv"))  # predictions.csv holds them once
     full = read_json(resumed / "metrics.json")
     metrics_stamp = os.stat(resumed / "metrics.json").st_mtime_ns
     assert run_cv10(tmp_path / "a", synthetic_painters, *encoder) == [resumed]  # finished: nothing retrained

@@ -13,7 +13,7 @@ from PIL import Image
 from deeppainter.cli import cv10, evaluate, predict
 from deeppainter.cli import explain as explain_cli
 from deeppainter.eval import explain, inference
-from deeppainter.runs import read_json
+from deeppainter.runs import image_path, read_json
 
 
 def saved_run(out, painters, model):
@@ -68,6 +68,7 @@ def test_predict_lists_top_k_and_unreadable_files(which, request, mixed_inputs, 
 def test_predict_standardises_like_training(cae_run, synthetic_painters):
     final = inference.load_final_model(cae_run)
     table = pd.read_csv(cae_run / "images.csv")
+    table["path"] = [str(image_path(p, read_json(cae_run / "config.json"))) for p in table["path"]]
     images, reasons = inference.standardise_files(list(table["path"])[:4], final, progress=False)
     from deeppainter.config import DataConfig
     from deeppainter.data.datasets import load_images

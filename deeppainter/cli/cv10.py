@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from deeppainter.cli import common, experiments
+from deeppainter.data.migrate import migrate_run
 from deeppainter.errors import UserError
 from deeppainter.models import (
     registry,  # light: a model's module is imported only when it is created
@@ -24,9 +25,15 @@ from deeppainter.runs import (
     atomic_write_csv,
     atomic_write_json,
     find_run,
+    images_digest,
     load_run_config,
     open_run,
+    portable_arguments,
+    portable_path,
     read_json,
+    relative_images,
+    resolve_path,
+    runs_path,
 )
 
 # pandas, scikit-learn and Keras are imported inside the functions that use them, so --help is instant.
@@ -80,7 +87,7 @@ def parse_args(argv=None):
         parser.error(f"argument --model: invalid choice: {args.model!r} (choose from {', '.join(names)})")
     args.overrides = [*registry.get_model(args.model).recipe, *args.overrides]  # the user's --set wins
     if args.weights:  # a config value, so it is part of the run's fingerprint
-        args.overrides.append(f"backbone.weights={args.weights.expanduser().resolve()}")
+        args.overrides.append(f"backbone.weights={portable_path(args.weights.expanduser())}")  # cwd-relative
     return args
 
 
@@ -165,12 +172,12 @@ def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path, source=None) 
     if encoder_path is None:
         from deeppainter.train.pretrain import pretraining_run
 
-        pretrain_data = args.pretrain_data or data
+        pretrain_data = resolve_path(args.pretrain_data) if args.pretrain_data else data
         exclude = () if transductive else pretrain_exclusions(args, classes)
         pretrain_dir = pretraining_run(cfg, args.preset, args.seed, args.out, pretrain_data, exclude,
                                        verbose=1 if args.verbose else 2)
         encoder_path = pretrain_dir / "encoder.keras"
-    atomic_write_json(run_dir / "encoder.json", {"encoder": str(encoder_path.resolve()),
+    atomic_write_json(run_dir / "encoder.json", {"encoder": runs_path(encoder_path, run_dir.parent),
                                                  "transductive": transductive})
     return encoder_path
 
@@ -202,7 +209,7 @@ def run(args) -> Path:
 
     cfg = common.resolve_config(args)
     common.seed_everything(args.seed)
-    data = Path(args.data) if args.data else sample_dir()
+    data = resolve_path(args.data) if args.data else sample_dir()
     classes_requested = resolve_classes(data, args.classes)
     table = list_labelled(data, classes_requested, min_per_class=max(cfg.cv.folds, cfg.data.min_per_class),
                           max_per_class=cfg.data.max_per_class, seed=args.seed)
@@ -219,9 +226,11 @@ def run(args) -> Path:
                              else (None, False))
     if transductive:
         print(TRANSDUCTIVE_WARNING)
-    arguments = {"data": str(data.resolve()), "classes": classes, "model": args.model,
-                 "encoder": str(encoder.resolve()) if encoder else "",
-                 "pretrain_data": str(args.pretrain_data.resolve()) if args.pretrain_data else "",
+    # Paths as portable text (runs.portable_path); the image list, relative to the data, stands for the data.
+    arguments = {"data": portable_path(args.data if args.data else data), "classes": classes, "model": args.model,
+                 "images": images_digest([portable_path(p, data) for p in table["path"]], table["label"]),
+                 "encoder": runs_path(encoder, args.out) if encoder else "",
+                 "pretrain_data": portable_path(args.pretrain_data) if args.pretrain_data else "",
                  "pretrain_exclude": args.pretrain_exclude,
                  "experiment": args.experiment.stem if args.experiment else ""}
     if transductive:  # only then, so the fingerprints of earlier runs stay valid
@@ -237,7 +246,8 @@ def run(args) -> Path:
             # Grouped folds differ from the plain stratified ones: a run made (or half made) before
             # duplicates were grouped is another run, never resumed or reported as this one.
             arguments["duplicate_groups"] = hashlib.sha256(groups.tobytes()).hexdigest()[:16]
-    finished = find_run("cv10", args.preset, args.seed, cfg, arguments, args.out, done=True)
+    finished = find_run("cv10", args.preset, args.seed, cfg, arguments, args.out, done=True,
+                        upgrade=migrate_run)
     if finished is not None and (not args.save_final_model or (finished / "final_model.json").exists()):
         # Every fold of this exact run is finished: nothing to train again (use another --seed or --out for a repeat).
         print(f"already finished: {finished}")
@@ -246,18 +256,20 @@ def run(args) -> Path:
     if finished is not None:  # only the final model is missing: add it to the finished run
         run_dir, resumed = finished, True
     else:
-        run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out)
+        run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out, upgrade=migrate_run)
     print(f"{'resuming' if resumed else 'writing'} cv10 run {run_dir}")
     images, ok = load_images(list(table["path"]), cfg.data, workers=args.workers,
-                             skipped_csv=run_dir / "skipped.csv")
+                             skipped_csv=run_dir / "skipped.csv", root=data)
     if not ok.all():
         print(f"{int((~ok).sum())} unreadable images left out; listed in {run_dir / 'skipped.csv'}")
         table = table[ok].reset_index(drop=True)
-    atomic_write_csv(run_dir / "images.csv", table)
+    atomic_write_csv(run_dir / "images.csv", relative_images(table, data))
     if groups is not None:
         from deeppainter.data.duplicates import duplicates_table
 
-        atomic_write_csv(run_dir / "duplicates.csv", duplicates_table(all_paths, groups, pairs))
+        pairs = relative_images(relative_images(pairs, data, "path_a"), data, "path_b")
+        atomic_write_csv(run_dir / "duplicates.csv",
+                         duplicates_table([portable_path(p, data) for p in all_paths], groups, pairs))
         merged = len(groups) - len(set(groups.tolist()))
         if merged:
             print(f"duplicates: {merged} image(s) merged into {int((np.bincount(groups) > 1).sum())} group(s) of "
@@ -266,7 +278,7 @@ def run(args) -> Path:
             print("duplicates: none found (no two images are versions of one work)")
         groups = groups[ok]
     model = build_model(args, cfg, classes, data, images, run_dir, (encoder, transductive))
-    protocol.run_protocol(model, table, classes, cfg, args.seed, run_dir, only_folds, groups)
+    protocol.run_protocol(model, relative_images(table, data), classes, cfg, args.seed, run_dir, only_folds, groups)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:
@@ -309,18 +321,22 @@ def merge(argv) -> Path:
                         "cv10 configuration can be merged")
     seen: dict[int, Path] = {}
     for run_dir in args.run_dirs:
-        for fold in protocol.collect_folds([run_dir])["fold"].unique() if (run_dir / "folds").is_dir() else []:
+        for fold in protocol.finished_folds(run_dir):
             if int(fold) in seen:
                 raise UserError(f"fold {fold} is in both {seen[int(fold)]} and {run_dir}; keep one of them")
             seen[int(fold)] = run_dir
     first, cfg = load_run_config(args.run_dirs[0])
-    merged, _ = open_run("cv10", first["preset"], first["seed"], cfg, first["arguments"],
-                         args.out or args.run_dirs[0].parent, resume=False)
+    out_root = args.out or args.run_dirs[0].parent
+    merged, _ = open_run("cv10", first["preset"], first["seed"], cfg, portable_arguments(first["arguments"], out_root),
+                         out_root, resume=False)
     (merged / "folds").mkdir()
     for run_dir in args.run_dirs:
-        for path in (run_dir / "folds").glob("fold??*"):
-            shutil.copy2(path, merged / "folds" / path.name)
-    atomic_write_json(merged / "merged_from.json", [str(d.resolve()) for d in args.run_dirs])
+        for path in (run_dir / "folds").glob("fold??.*"):
+            if not path.name.endswith(".csv") or path.name.endswith(".history.csv"):
+                shutil.copy2(path, merged / "folds" / path.name)  # scores, choices, timings, histories
+        for fold, part in protocol.collect_folds([run_dir]).groupby("fold"):  # predictions, either form
+            atomic_write_csv(protocol.fold_file(merged, int(fold)), part)
+    atomic_write_json(merged / "merged_from.json", [runs_path(d, merged.parent) for d in args.run_dirs])
     record, _ = load_run_config(merged)
     finish(merged, record, cfg, [merged])
     return merged
@@ -331,17 +347,16 @@ def ensemble(argv) -> Path:
 
     The weights are fixed (equal), so nothing is tuned on the test folds.
     """
-    import pandas as pd
-
     from deeppainter.eval import protocol
     from deeppainter.eval.protocol import finish
+
     args, records = _subcommand_args(argv, "ensemble", ensemble.__doc__,
                                      "finished cv10 run folders on the same images, classes, seed and folds")
     frames = []
     for run_dir in args.run_dirs:
         if not (run_dir / "predictions.csv").is_file():
             raise UserError(f"{run_dir}: no predictions.csv; only finished cv10 runs can be ensembled")
-        frames.append(pd.read_csv(run_dir / "predictions.csv").sort_values("path").reset_index(drop=True))
+        frames.append(protocol.read_predictions(run_dir).sort_values("path").reset_index(drop=True))
     classes = records[0]["arguments"]["classes"]
     for run_dir, record, frame in zip(args.run_dirs, records, frames):
         if (record["arguments"]["classes"] != classes or record["seed"] != records[0]["seed"]
@@ -353,9 +368,10 @@ def ensemble(argv) -> Path:
     combined.insert(2, "predicted", [classes[i] for i in combined[probability_columns].to_numpy().argmax(axis=1)])
     name = "ensemble(" + "+".join(r["arguments"]["model"] for r in records) + ")"
     first, cfg = load_run_config(args.run_dirs[0])
-    arguments = {**first["arguments"], "model": name, "ensemble_of": [str(d.resolve()) for d in args.run_dirs]}
-    run_dir, _ = open_run("cv10", first["preset"], first["seed"], cfg, arguments,
-                          args.out or args.run_dirs[0].parent, resume=False)
+    out_root = args.out or args.run_dirs[0].parent
+    arguments = {**portable_arguments(first["arguments"], out_root), "model": name,
+                 "ensemble_of": [runs_path(d, out_root) for d in args.run_dirs]}
+    run_dir, _ = open_run("cv10", first["preset"], first["seed"], cfg, arguments, out_root, resume=False)
     for fold, part in combined.groupby("fold"):
         atomic_write_csv(protocol.fold_file(run_dir, int(fold)), part)
     record, _ = load_run_config(run_dir)

@@ -16,7 +16,14 @@ from deeppainter.data.datasets import list_labelled, load_images
 from deeppainter.errors import UserError
 from deeppainter.eval import metrics
 from deeppainter.eval.inference import load_final_model
-from deeppainter.runs import mark_done, open_run
+from deeppainter.runs import (
+    images_digest,
+    mark_done,
+    open_run,
+    portable_path,
+    relative_images,
+    runs_path,
+)
 
 
 def parse_args(argv=None):
@@ -37,11 +44,12 @@ def run(args) -> Path:
     if unknown:
         raise UserError(f"--data {args.data}: class folders {', '.join(unknown)} are not classes of the model "
                         f"in {args.run}; known classes: {', '.join(final.classes)} (rename or remove those folders)")
-    arguments = {"model": str(Path(args.run).resolve()), "data": str(Path(args.data).resolve())}
+    arguments = {"model": runs_path(args.run, args.out), "data": portable_path(args.data),
+                 "images": images_digest([portable_path(p, args.data) for p in table["path"]], table["label"])}
     run_dir, _ = open_run("evaluate", args.preset, args.seed, cfg, arguments, args.out)
     data_cfg = final.data_config(cache_dir=cfg.data.cache_dir)  # the same standardisation as predict / explain
     images, ok = load_images(list(table["path"]), data_cfg, workers=args.workers,
-                             skipped_csv=run_dir / "skipped.csv")
+                             skipped_csv=run_dir / "skipped.csv", root=args.data)
     if not ok.all():
         print(f"{int((~ok).sum())} unreadable images left out; listed in {run_dir / 'skipped.csv'}")
         table = table[ok].reset_index(drop=True)
@@ -53,7 +61,7 @@ def run(args) -> Path:
     summary = metrics.summarise(predictions, final.classes, cfg.cv.bootstrap, args.seed)
     extra = {"model": final.name, "model_run": arguments["model"], "data": arguments["data"],
              "balanced_accuracy": summary["balanced_accuracy_pooled"], "macro_f1": summary["f1_mean"]}
-    metrics.write_reports(run_dir, predictions, summary, extra,
+    metrics.write_reports(run_dir, relative_images(predictions, args.data), summary, extra,
                              title=f"{final.name} on {Path(args.data).name}, {len(predictions)} images")
     print(f"{final.name} on {len(predictions)} images of {args.data}:")
     print(f"  accuracy          {metrics.format_percent(summary['accuracy_pooled'])}% "

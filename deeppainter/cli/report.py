@@ -14,7 +14,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m deeppainter.report", description=__doc__)
     parser.add_argument("--results", "--out", type=Path, default=Path("results"),
                         help="results folder holding runs/; results/README.md is rewritten")
+    parser.add_argument("--migrate", action="store_true",
+                        help="first rewrite old run folders under runs/ to portable paths and compact fold files "
+                             "(one-off; numbers unchanged)")
     args = parser.parse_args(argv)
+    if args.migrate:
+        from deeppainter.data.migrate import migrate_runs
+
+        migrate_runs(args.results / "runs")
     text = render(args.results)
     atomic_write_text(args.results / "README.md", text)
     print(f"wrote {args.results / 'README.md'}")

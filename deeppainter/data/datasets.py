@@ -110,11 +110,11 @@ def _cache_key(paths: list[str], cfg: DataConfig) -> str:
 
 
 def load_images(paths: list[str], cfg: DataConfig, workers: int = 2, progress: bool = True,
-                skipped_csv: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+                skipped_csv: Path | None = None, root: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(images, ok)``: uint8 (N_ok, S, S, 3) standardised images and a bool mask over ``paths``.
 
     Unreadable files are left out and listed (with the reason) in ``skipped_csv`` when given;
-    nothing is dropped silently.
+    nothing is dropped silently; there, paths under ``root`` (the data root) are written relative to it.
     """
     from deeppainter.data.standardize import UnreadableImage, load_standardized
 
@@ -144,7 +144,10 @@ def load_images(paths: list[str], cfg: DataConfig, workers: int = 2, progress: b
     reasons = status["reasons"]
     ok = np.array([not r for r in reasons], dtype=bool)
     if skipped_csv is not None and not ok.all():
-        skipped = pd.DataFrame({"path": [p for p, good in zip(paths, ok) if not good],
+        from deeppainter.runs import portable_path
+
+        skipped = pd.DataFrame({"path": [portable_path(p, root) if root is not None else p
+                                         for p, good in zip(paths, ok) if not good],
                                 "reason": [r for r in reasons if r]})
         atomic_write_csv(skipped_csv, skipped)
     if not ok.any():

@@ -17,7 +17,14 @@ from deeppainter.config import Config
 from deeppainter.data.splits import label_indices, make_folds
 from deeppainter.eval import metrics
 from deeppainter.eval.published import PUBLISHED, task_name
-from deeppainter.runs import atomic_write_csv, atomic_write_json, mark_done, read_json
+from deeppainter.runs import (
+    PATH_FORMAT,
+    atomic_write_csv,
+    atomic_write_json,
+    legacy_relative,
+    mark_done,
+    read_json,
+)
 
 
 def fold_file(run_dir: Path, fold: int) -> Path:
@@ -33,7 +40,8 @@ def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, se
     labels = label_indices(table["label"], classes)
     folds = make_folds(labels, cfg.cv.folds, seed, groups)
     selected = only_folds if only_folds is not None else list(range(len(folds)))
-    todo = [k for k in selected if not fold_file(run_dir, k).exists()]
+    finished = finished_folds(run_dir)
+    todo = [k for k in selected if k not in finished]
     if len(todo) < len(selected):
         print(f"resuming: folds {sorted(set(selected) - set(todo))} already finished, skipping them")
     for fold in tqdm(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold", disable=None):
@@ -53,9 +61,50 @@ def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, se
     return collect_folds([run_dir])
 
 
+def _with_data_relative_paths(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """Old run folders recorded absolute or cwd-relative image paths: make them relative to the data root."""
+    config_file = Path(run_dir) / "config.json"
+    if frame.empty or "path" not in frame or not config_file.is_file():
+        return frame
+    record = read_json(config_file)
+    if record.get("path_format", 1) >= PATH_FORMAT:
+        return frame
+    data = record.get("arguments", {}).get("data", "")
+    return frame.assign(path=[legacy_relative(p, data) for p in frame["path"]])
+
+
+def read_predictions(run_dir: Path) -> pd.DataFrame:
+    """A finished run's predictions.csv, image paths relative to its data root (old folders included)."""
+    return _with_data_relative_paths(pd.read_csv(Path(run_dir) / "predictions.csv"), run_dir)
+
+
 def collect_folds(run_dirs: list[Path]) -> pd.DataFrame:
-    frames = [pd.read_csv(f) for run_dir in run_dirs for f in sorted((Path(run_dir) / "folds").glob("fold??.csv"))]
+    """Every finished fold's predictions: the per-fold CSVs of an unfinished run, or the predictions.csv
+    of a finished one (whose per-fold copies were removed), split by its fold column."""
+    frames = []
+    for run_dir in map(Path, run_dirs):
+        files = sorted((run_dir / "folds").glob("fold??.csv"))
+        if files:
+            frames += [_with_data_relative_paths(pd.read_csv(f), run_dir) for f in files]
+        elif (run_dir / "predictions.csv").is_file():
+            frames += [part for _, part in read_predictions(run_dir).groupby("fold", sort=True)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def finished_folds(run_dir: Path) -> set[int]:
+    """Folds with predictions in ``run_dir``: a per-fold CSV each, or the fold column of predictions.csv."""
+    run_dir = Path(run_dir)
+    folds = {int(f.stem[4:]) for f in (run_dir / "folds").glob("fold??.csv")}
+    if (run_dir / "predictions.csv").is_file() and (run_dir / "DONE").exists():
+        folds |= {int(k) for k in pd.read_csv(run_dir / "predictions.csv", usecols=["fold"])["fold"].unique()}
+    return folds
+
+
+def compact_folds(run_dir: Path) -> None:
+    """Remove the per-fold prediction copies once predictions.csv holds them all (scores, choices,
+    timings and histories stay in folds/)."""
+    for path in (Path(run_dir) / "folds").glob("fold??.csv"):
+        path.unlink()
 
 
 def fold_infos(run_dirs: list[Path]) -> list[dict]:
@@ -103,5 +152,6 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
     for pair in summary["most_confused"][:3]:
         print(f"most confused: {pair['pair']} ({pair['confusions']} images)")
     mark_done(run_dir)
+    compact_folds(run_dir)  # after DONE: until then the per-fold CSVs are the resume markers
     print(f"run folder: {run_dir}")
     return summary

@@ -12,6 +12,7 @@ import pandas as pd
 from deeppainter import plots
 from deeppainter.config import Config, get_preset
 from deeppainter.data.batches import DenoisingBatches
+from deeppainter.data.migrate import migrate_run
 from deeppainter.data.splits import split_train_val
 from deeppainter.models.autoencoder import build_autoencoder
 from deeppainter.models.classifier import make_optimizer
@@ -123,21 +124,31 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
     A finished run with the same fingerprint is reused as it is, so cv10 re-runs never pre-train twice.
     """
     from deeppainter.data.datasets import list_unlabelled, load_images
-    from deeppainter.runs import atomic_write_csv, find_run, mark_done, open_run
+    from deeppainter.runs import (
+        atomic_write_csv,
+        find_run,
+        images_digest,
+        mark_done,
+        open_run,
+        portable_path,
+        relative_images,
+    )
 
     cfg = pretraining_identity(cfg, preset)
-    arguments = {"data": str(Path(data).resolve()), "exclude": sorted(exclude)}
-    finished = find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True)
+    table = list_unlabelled(data, exclude)
+    # Portable paths; the image list relative to the data stands for the data in the fingerprint.
+    arguments = {"data": portable_path(data), "exclude": sorted(exclude),
+                 "images": images_digest([portable_path(p, data) for p in table["path"]])}
+    finished = find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True, upgrade=migrate_run)
     if finished is not None:
         print(f"re-using finished pre-training run {finished}")
         return finished
-    run_dir, resumed = open_run("pretrain_ae", preset, seed, cfg, arguments, out_root)
+    run_dir, resumed = open_run("pretrain_ae", preset, seed, cfg, arguments, out_root, upgrade=migrate_run)
     print(f"{'resuming' if resumed else 'writing'} pre-training run {run_dir}")
-    table = list_unlabelled(data, exclude)
     if cfg.pretrain.max_images and len(table) > cfg.pretrain.max_images:
         table = table.sample(cfg.pretrain.max_images, random_state=seed).sort_values("path")
-    images, ok = load_images(list(table["path"]), cfg.data, skipped_csv=run_dir / "skipped.csv")
-    atomic_write_csv(run_dir / "pretrain_images.csv", table[ok])
+    images, ok = load_images(list(table["path"]), cfg.data, skipped_csv=run_dir / "skipped.csv", root=data)
+    atomic_write_csv(run_dir / "pretrain_images.csv", relative_images(table[ok], data))
     keras.utils.set_random_seed(seed)
     metrics = pretrain_autoencoder(cfg, images, run_dir, seed, verbose=verbose)
     print(f"val MSE {metrics['val_mse_untrained']:.5f} (untrained) → {metrics['val_mse_best']:.5f} "
