@@ -71,7 +71,13 @@ def load_final_model(run_dir: Path) -> FinalModel:
     if not path.is_file():
         raise UserError(f"--run {run_dir}: {FINAL_JSON} names {path.name}, which is missing; re-run cv10 "
                         f"with --save-final-model")
-    if path.suffix == ".pkl":
+    from deeppainter.models import registry
+
+    spec = registry.get_model(meta["model"])  # a model this version knows, saved in the format it saves
+    if spec.final_format is None or path.suffix != f".{spec.final_format}":
+        raise UserError(f"--run {run_dir}: {path.name} is not a {meta['model']} final model "
+                        f"(expected final_model.{spec.final_format}); re-run cv10 with --save-final-model")
+    if spec.final_format == "pkl":
         with open(path, "rb") as handle:
             model = pickle.load(handle)
     else:
