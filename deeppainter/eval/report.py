@@ -26,7 +26,10 @@ def config_changes(record: dict) -> str:
     """The ``--set`` overrides a run used, as the difference between its config and its preset."""
     cfg = config_lib.from_dict(record["config"], record["preset"])
     changes = config_lib.changes_from_preset(cfg, record["preset"]).items()
-    return " ".join(f"{key}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for key, v in changes)
+    text = " ".join(f"{key}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for key, v in changes)
+    if record.get("arguments", {}).get("duplicate_groups"):  # its folds keep versions of one work together
+        text = f"{text} (grouped folds)".strip()
+    return text
 
 
 def load_runs(runs_root: Path) -> tuple[list[dict], list[dict]]:
@@ -53,11 +56,15 @@ def device_of(env: dict) -> str:
 
 
 def reference_accuracy(run: dict, references: list[dict]) -> float | None:
-    """Accuracy of the same model on the same task and classes at its preset (no changes), if run."""
+    """Accuracy of the same model on the same task and classes at its preset (no changes), if run, in the same
+    folds (same seed, and the same near-duplicate groups where they changed the folds)."""
+    def folds_of(item: dict) -> tuple:
+        return item["record"]["seed"], item["record"].get("arguments", {}).get("duplicate_groups", "")
+
     for ref in references:
         if (ref["metrics"]["model"], ref["record"]["preset"], ref["metrics"]["classes"], ref["metrics"]["n_images"],
-                ref["record"]["seed"]) == (run["metrics"]["model"], run["record"]["preset"], run["metrics"]["classes"],
-                                           run["metrics"]["n_images"], run["record"]["seed"]):
+                folds_of(ref)) == (run["metrics"]["model"], run["record"]["preset"], run["metrics"]["classes"],
+                                   run["metrics"]["n_images"], folds_of(run)):
             return ref["metrics"]["accuracy_mean"]
     return None
 
