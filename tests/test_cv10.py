@@ -210,7 +210,7 @@ def test_transductive_pretraining_is_recorded_and_labelled(synthetic_painters, t
     assert read_json(run_dir / "config.json")["arguments"]["transductive"] is True
     assert read_json(run_dir / "metrics.json")["transductive"] is True
     assert "(transductive pre-training)" in (run_dir / "paper_table.csv").read_text()
-    assert "duplicates: 0 merge(s)" in out  # the synthetic painters have no duplicates
+    assert "duplicates: none found" in out  # the synthetic painters have no duplicates
     assert list(pd.read_csv(run_dir / "duplicates.csv").columns) == ["path", "group", "reason"]
 
 
