@@ -15,6 +15,7 @@ def test_report_regenerates_tables_from_run_folders(tmp_path):
     assert metrics["task"] == "3painters"
     assert f"{100 * metrics['accuracy_mean']:.2f} ± {100 * metrics['accuracy_std']:.2f}" in text
     assert "classifier.head=8" in text  # the override is shown, not hidden
+    assert "(transductive pre-training)" in text  # and so is an encoder that saw the test folds
     assert "## Table 3 — ablations" in text  # a run with a changed value is an ablation row
     assert "96.52" in text and "73.00" in text  # published rows beside ours
     assert run_dir.name in text and "reconstructions.png" in text

@@ -27,8 +27,11 @@ def config_changes(record: dict) -> str:
     cfg = config_lib.from_dict(record["config"], record["preset"])
     changes = config_lib.changes_from_preset(cfg, record["preset"]).items()
     text = " ".join(f"{key}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for key, v in changes)
-    if record.get("arguments", {}).get("duplicate_groups"):  # its folds keep versions of one work together
+    arguments = record.get("arguments", {})
+    if arguments.get("duplicate_groups"):  # its folds keep versions of one work together
         text = f"{text} (grouped folds)".strip()
+    if arguments.get("transductive"):  # its encoder saw the test folds (labels ignored)
+        text = f"{text} (transductive pre-training)".strip()
     return text
 
 
