@@ -30,7 +30,8 @@ RUNS_PREFIX = "runs:"  # a path under the runs root (the parent of the run folde
 PATH_FORMAT = 2  # config.json "path_format": image paths relative to arguments.data; absent = absolute/cwd paths
 
 
-def _sample_dir() -> Path:
+def sample_dir() -> Path:
+    """The embedded 120-painting sample (40 each: van Gogh, Rembrandt, Renoir)."""
     from importlib import resources
 
     return Path(str(resources.files("deeppainter") / "sample"))
@@ -62,7 +63,7 @@ def portable_path(path, root=None) -> str:
     absolute = Path(os.path.abspath(text))
     if root is not None and _is_under(absolute, Path(os.path.abspath(root))):
         return absolute.relative_to(os.path.abspath(root)).as_posix()
-    sample = Path(os.path.abspath(_sample_dir()))
+    sample = Path(os.path.abspath(sample_dir()))
     if _is_under(absolute, sample):
         rest = absolute.relative_to(sample).as_posix()
         return SAMPLE_ROOT + ("" if rest == "." else rest)
@@ -82,7 +83,7 @@ def resolve_path(text, root=None) -> Path:
     text = str(text)
     if text.startswith(SAMPLE_ROOT):
         rest = text[len(SAMPLE_ROOT):]
-        return _sample_dir() / rest if rest else _sample_dir()
+        return sample_dir() / rest if rest else sample_dir()
     if text.startswith(RUNS_PREFIX):
         return Path(root if root is not None else DEFAULT_RUNS_ROOT) / text[len(RUNS_PREFIX):]
     if os.path.isabs(text) or root is None:

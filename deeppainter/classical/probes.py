@@ -40,7 +40,7 @@ PROBES: dict[str, tuple[tuple[str, ...], str]] = {
 LOGREG_MAX_ITER = 5000  # ASSUMPTION: enough for lbfgs to converge on scaled 100–2,048-d features
 
 
-def images_digest(images: np.ndarray) -> str:
+def pixels_digest(images: np.ndarray) -> str:
     """sha256 of the uint8 pixels and their shape (the image set and its preprocessing)."""
     images = np.ascontiguousarray(images)
     digest = hashlib.sha256(repr((images.shape, str(images.dtype))).encode())
@@ -53,7 +53,7 @@ def feature_cache_file(cache_root: Path, extractor: str, images: np.ndarray) -> 
     from deeppainter.models.pretrained import describe
 
     info = describe(extractor)
-    key = hashlib.sha256(f"{images_digest(images)}\0{info['package_version']}\0{info['sha256']}".encode())
+    key = hashlib.sha256(f"{pixels_digest(images)}\0{info['package_version']}\0{info['sha256']}".encode())
     return Path(cache_root) / "features" / f"{extractor}-{images.shape[1]}px-{key.hexdigest()[:20]}.npy"
 
 

@@ -205,7 +205,6 @@ def run(args) -> Path:
     from deeppainter.data.splits import label_indices
     from deeppainter.eval import protocol
     from deeppainter.eval.protocol import finish
-    from deeppainter.models import registry
 
     cfg = common.resolve_config(args)
     common.seed_everything(args.seed)
@@ -217,13 +216,13 @@ def run(args) -> Path:
     if len(classes) < 2:
         raise UserError(f"--data {data}: only one class ({classes[0]}); cross validation needs at least two")
     only_folds = parse_folds(args.folds, cfg.cv.folds)
-    final_format = registry.get_model(args.model).final_format
+    spec = registry.get_model(args.model)
+    final_format = spec.final_format
     if args.save_final_model and final_format is None:
         savable = ", ".join(name for name in registry.list_models() if registry.get_model(name).final_format)
         raise UserError(f"--save-final-model is available for {savable}; {args.model} is a study model "
                         f"(drop --save-final-model)")
-    encoder, transductive = (encoder_source(args, cfg, data) if registry.get_model(args.model).encoder_needed(cfg)
-                             else (None, False))
+    encoder, transductive = encoder_source(args, cfg, data) if spec.encoder_needed(cfg) else (None, False)
     if transductive:
         print(TRANSDUCTIVE_WARNING)
     # Paths as portable text (runs.portable_path); the image list, relative to the data, stands for the data.
@@ -242,7 +241,8 @@ def run(args) -> Path:
         from deeppainter.data.duplicates import find_duplicates
 
         groups, pairs = find_duplicates(all_paths, cfg.cv.duplicate_threshold)
-        if len(set(groups.tolist())) < len(groups):
+        merged = len(groups) - len(np.unique(groups))
+        if merged:
             # Grouped folds differ from the plain stratified ones: a run made (or half made) before
             # duplicates were grouped is another run, never resumed or reported as this one.
             arguments["duplicate_groups"] = hashlib.sha256(groups.tobytes()).hexdigest()[:16]
@@ -263,14 +263,14 @@ def run(args) -> Path:
     if not ok.all():
         print(f"{int((~ok).sum())} unreadable images left out; listed in {run_dir / 'skipped.csv'}")
         table = table[ok].reset_index(drop=True)
-    atomic_write_csv(run_dir / "images.csv", relative_images(table, data))
+    relative_table = relative_images(table, data)  # paths under the data root, as every run file records them
+    atomic_write_csv(run_dir / "images.csv", relative_table)
     if groups is not None:
         from deeppainter.data.duplicates import duplicates_table
 
         pairs = relative_images(relative_images(pairs, data, "path_a"), data, "path_b")
         atomic_write_csv(run_dir / "duplicates.csv",
                          duplicates_table([portable_path(p, data) for p in all_paths], groups, pairs))
-        merged = len(groups) - len(set(groups.tolist()))
         if merged:
             print(f"duplicates: {merged} image(s) merged into {int((np.bincount(groups) > 1).sum())} group(s) of "
                   f"versions of one work, each kept inside one fold; listed in {run_dir / 'duplicates.csv'}")
@@ -278,7 +278,7 @@ def run(args) -> Path:
             print("duplicates: none found (no two images are versions of one work)")
         groups = groups[ok]
     model = build_model(args, cfg, classes, data, images, run_dir, (encoder, transductive))
-    protocol.run_protocol(model, relative_images(table, data), classes, cfg, args.seed, run_dir, only_folds, groups)
+    protocol.run_protocol(model, relative_table, classes, cfg, args.seed, run_dir, only_folds, groups)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,9 @@ from tqdm.auto import tqdm
 
 from deeppainter.config import DataConfig
 from deeppainter.errors import UserError
-from deeppainter.runs import atomic_npy, atomic_write_csv
+from deeppainter.runs import atomic_npy, atomic_write_csv, sample_dir  # noqa: F401  (sample_dir: re-exported)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def sample_dir() -> Path:
-    """The embedded 120-painting sample (40 each: van Gogh, Rembrandt, Renoir)."""
-    return Path(str(resources.files("deeppainter") / "sample"))
 
 
 def _image_files(folder: Path) -> list[Path]:

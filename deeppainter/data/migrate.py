@@ -27,6 +27,7 @@ from deeppainter.runs import (
     images_digest,
     legacy_relative,
     portable_arguments,
+    portable_path,
     read_json,
     resolve_path,
 )
@@ -55,7 +56,6 @@ def _portable_data(text: str) -> str:
 def _digest(run_dir: Path, record: dict, arguments: dict) -> str | None:
     if record["command"] == "pretrain_ae":  # the pool before max_images sampling, listed as at run time
         from deeppainter.data.datasets import list_unlabelled
-        from deeppainter.runs import portable_path
 
         data = resolve_path(arguments["data"])
         if data.is_dir():

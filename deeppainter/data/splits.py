@@ -15,7 +15,6 @@ def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
     return labels.map({name: index for index, name in enumerate(classes)}).to_numpy()
 
 
-
 def make_folds(labels: np.ndarray, n_folds: int, seed: int,
                groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified folds; with ``groups`` (e.g. near-duplicates) each group stays inside one fold.
@@ -28,7 +27,6 @@ def make_folds(labels: np.ndarray, n_folds: int, seed: int,
         return list(splitter.split(np.zeros(len(labels)), labels, groups))
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))
-
 
 
 def inner_split(train_idx: np.ndarray, labels: np.ndarray, val_fraction: float,

@@ -14,7 +14,6 @@ from deeppainter.errors import UserError
 from deeppainter.runs import read_json
 
 FINAL_JSON = "final_model.json"
-PREPROCESSING_KEYS = ("image_size", "mode", "pad_color", "trim_bars")  # the DataConfig fields a model was trained with
 
 
 def preprocessing_record(data_cfg) -> dict:

