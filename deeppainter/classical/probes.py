@@ -12,6 +12,10 @@ logistic regression with C picked by a stratified inner CV of the training folds
 (``classifier.probe_c``), or the baselines' scaled RBF SVM (C from deeppainter.classical.baselines).
 The choice is recorded per fold (``chose_logreg.C`` / ``chose_svm.estimator__C``).
 
+``classifier.probe_view`` is a robustness ablation: the networks see the standardised squares as they
+are ("colour"), as grey-scale luma ("grey"), or as six views whose features are averaged
+("multicrop": the square, its mirror and its four corner crops), the same at training and test time.
+
 ``save_final`` pickles a pipeline that starts from uint8 pixels (it runs the extractors itself), so
 ``python -m deeppainter.predict`` can use it like the Table 1 baselines.
 """
@@ -38,6 +42,24 @@ PROBES: dict[str, tuple[tuple[str, ...], str]] = {
     "pretrained-concat-logreg": (("efficientnet-lite0", "dinov2-s"), "logreg"),
 }
 LOGREG_MAX_ITER = 5000  # ASSUMPTION: enough for lbfgs to converge on scaled 100–2,048-d features
+CORNER_FRACTION = 7 / 8  # ASSUMPTION: multicrop corner crops keep 7/8 of the side (a small shift and zoom)
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as PIL's convert("L")
+
+
+def view_sets(images: np.ndarray, view: str) -> list[np.ndarray]:
+    """The uint8 image sets whose features are averaged for ``view`` (classifier.probe_view)."""
+    if view == "colour":
+        return [images]
+    if view == "grey":
+        luma = np.clip(np.rint(images.astype(np.float32) @ LUMA.astype(np.float32)), 0, 255).astype(np.uint8)
+        return [np.repeat(luma[..., None], 3, axis=-1)]
+    from deeppainter.models.pretrained import resize_squares
+
+    size = images.shape[1]
+    crop = round(size * CORNER_FRACTION)
+    corners = [images[:, y:y + crop, x:x + crop] for y in (0, size - crop) for x in (0, size - crop)]
+    return [images, np.ascontiguousarray(images[:, :, ::-1]),
+            *[resize_squares(np.ascontiguousarray(corner), size) for corner in corners]]
 
 
 def pixels_digest(images: np.ndarray) -> str:
@@ -64,12 +86,20 @@ def cached_features(extractor: str, images: np.ndarray, cache_root: Path) -> np.
                       lambda: extract_features(extractor, np.asarray(images)))
 
 
-def pretrained_features(images: np.ndarray, extractors: tuple[str, ...]) -> np.ndarray:
-    """uint8 images → the named extractors' features side by side (the first step of a saved model)."""
+def view_features(images: np.ndarray, extractors: tuple[str, ...], view: str,
+                  features_of=None) -> np.ndarray:
+    """The extractors' features side by side, each the mean over ``view``'s image sets."""
     from deeppainter.models.pretrained import extract_features
 
-    images = np.asarray(images)
-    return np.concatenate([extract_features(name, images) for name in extractors], axis=1)
+    features_of = features_of or (lambda extractor, images: extract_features(extractor, images))
+    sets = view_sets(np.asarray(images), view)
+    return np.concatenate([np.mean([features_of(extractor, image_set) for image_set in sets], axis=0)
+                           for extractor in extractors], axis=1).astype(np.float32)
+
+
+def pretrained_features(images: np.ndarray, extractors: tuple[str, ...], view: str = "colour") -> np.ndarray:
+    """uint8 images → the named extractors' features side by side (the first step of a saved model)."""
+    return view_features(images, extractors, view)
 
 
 def probe_classifier(kind: str, seed: int, c_grid: tuple[float, ...], svm_power: str = "none") -> Pipeline:
@@ -87,19 +117,19 @@ class PretrainedProbeModel:
     """Frozen pretrained features (computed once, shared cache) → scaled logistic regression or SVM per fold."""
 
     def __init__(self, name: str, images: np.ndarray, seed: int, cache_root: Path,
-                 c_grid: tuple[float, ...] = (0.01, 0.1, 1.0), svm_power: str = "none"):
-        self.name, self.seed, self.c_grid, self.svm_power = name, seed, tuple(c_grid), svm_power
+                 c_grid: tuple[float, ...] = (0.01, 0.1, 1.0), svm_power: str = "none", view: str = "colour"):
+        self.name, self.seed, self.c_grid, self.svm_power, self.view = name, seed, tuple(c_grid), svm_power, view
         self.extractors, self.kind = PROBES[name]
-        self.features = np.concatenate([cached_features(extractor, images, cache_root)
-                                        for extractor in self.extractors], axis=1)
+        self.features = view_features(images, self.extractors, view,
+                                      lambda extractor, image_set: cached_features(extractor, image_set, cache_root))
 
     @classmethod
     def from_context(cls, ctx: FoldContext) -> PretrainedProbeModel:
         from deeppainter.data.datasets import default_cache_dir
 
         cache_root = Path(ctx.cfg.data.cache_dir) if ctx.cfg.data.cache_dir else default_cache_dir()
-        return cls(ctx.name, ctx.images, ctx.seed, cache_root, ctx.cfg.classifier.probe_c,
-                   ctx.cfg.classifier.svm_power)
+        ccfg = ctx.cfg.classifier
+        return cls(ctx.name, ctx.images, ctx.seed, cache_root, ccfg.probe_c, ccfg.svm_power, ccfg.probe_view)
 
     def _fit(self, indices: np.ndarray, labels: np.ndarray) -> Pipeline:
         classifier = probe_classifier(self.kind, self.seed, self.c_grid, self.svm_power)
@@ -107,14 +137,14 @@ class PretrainedProbeModel:
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
         estimator = self._fit(train_idx, labels)
-        info = {"features": "+".join(self.extractors), "feature_dim": self.features.shape[1],
+        info = {"features": "+".join(self.extractors), "view": self.view, "feature_dim": self.features.shape[1],
                 **chosen_hyperparameters(estimator)}
         return estimator.predict_proba(self.features[test_idx]), info, None
 
     def final_pipeline(self, labels: np.ndarray) -> Pipeline:
         """uint8 pixels → probabilities: the extractors, then the classifier fitted on every image."""
         classifier = self._fit(np.arange(len(labels)), labels)
-        extract = FunctionTransformer(pretrained_features, kw_args={"extractors": self.extractors})
+        extract = FunctionTransformer(pretrained_features, kw_args={"extractors": self.extractors, "view": self.view})
         return Pipeline([("features", extract), *classifier.steps])
 
     def save_final(self, labels: np.ndarray, path: Path) -> None:
