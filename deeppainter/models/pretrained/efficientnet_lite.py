@@ -61,12 +61,27 @@ def _block_specs():
             yield kernel, 1, expand, c_out, c_out
 
 
-def build_model(weights: bool = True):
-    """The frozen classifier: ``(N, 224, 224, 3)`` RGB 0..255 -> ``(N, 1000)`` ImageNet logits.
+NUM_BLOCKS = sum(repeats for repeats, *_ in BLOCKS)  # 16 MBConv blocks
 
-    Layers named ``avg_pool`` (1280-d) and ``head_relu`` (7x7x1280) are the feature taps.
-    """
-    import keras
+
+def block_output_layer(index: int) -> str:
+    """Name of the layer whose output leaves MBConv block ``index`` (-1: the stem)."""
+    if index < 0:
+        return "stem_relu"
+    _, stride, _, c_in, c_out = list(_block_specs())[index]
+    return f"block{index}_add" if stride == 1 and c_in == c_out else f"block{index}_project_bn"
+
+
+def block_input_shape(index: int, input_size: int = INPUT_SIZE) -> tuple[int, int, int]:
+    """Shape of what enters block ``index`` (``NUM_BLOCKS``: the head conv) for a square input."""
+    size, channels = -(-input_size // 2), 32
+    for _, stride, _, _, c_out in list(_block_specs())[:index]:
+        size, channels = -(-size // stride), c_out
+    return size, size, channels
+
+
+def _apply_layers(x, size: int, start_block: int):
+    """Blocks ``start_block``.. and the 1x1 head conv (+ BN + ReLU6) on ``x`` of spatial size ``size``."""
     from keras import layers
 
     def conv(x, filters, kernel, stride, name, size, depthwise=False):
@@ -81,12 +96,13 @@ def build_model(weights: bool = True):
         x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
         return layers.ReLU(max_value=6.0, name=f"{name}_relu")(x) if relu else x
 
-    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="rgb")
-    x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="normalize")(inputs)
-    size = INPUT_SIZE
-    x = bn_relu6(conv(x, 32, 3, 2, "stem_conv", size), "stem")
-    size = -(-size // 2)
+    if start_block < 0:  # the stem
+        x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="normalize")(x)
+        x = bn_relu6(conv(x, 32, 3, 2, "stem_conv", size), "stem")
+        size, start_block = -(-size // 2), 0
     for index, (kernel, stride, expand, c_in, c_out) in enumerate(_block_specs()):
+        if index < start_block:
+            continue
         prefix = f"block{index}"
         shortcut = x
         if expand != 1:
@@ -96,10 +112,37 @@ def build_model(weights: bool = True):
         x = bn_relu6(conv(x, c_out, 1, 1, f"{prefix}_project_conv", size), f"{prefix}_project", relu=False)
         if stride == 1 and c_in == c_out:
             x = layers.Add(name=f"{prefix}_add")([x, shortcut])
-    x = bn_relu6(conv(x, FEATURE_DIM, 1, 1, "head_conv", size), "head")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = layers.Dense(1000, name="logits")(x)
-    model = keras.Model(inputs, outputs, name="efficientnet_lite0")
+    return bn_relu6(conv(x, FEATURE_DIM, 1, 1, "head_conv", size), "head")
+
+
+def build_model(weights: bool = True, input_size: int = INPUT_SIZE, top: bool = True):
+    """The frozen network on ``(N, S, S, 3)`` RGB 0..255 (S = ``input_size``; ImageNet training used 224).
+
+    ``top``: ``(N, 1000)`` ImageNet logits, with layers ``avg_pool`` (1280-d) and ``head_relu``
+    (last conv maps) as the feature taps; otherwise the output is ``head_relu`` itself.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((input_size, input_size, 3), name="rgb")
+    x = _apply_layers(inputs, input_size, start_block=-1)
+    if top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(1000, name="logits")(x)
+    model = keras.Model(inputs, x, name="efficientnet_lite0")
+    if weights:
+        load_weights(model)
+    model.trainable = False
+    return model
+
+
+def build_top(start_block: int, input_size: int = INPUT_SIZE, weights: bool = True):
+    """Blocks ``start_block``.. and the head conv as a model on what enters that block (frozen)."""
+    import keras
+
+    shape = block_input_shape(start_block, input_size)
+    inputs = keras.Input(shape, name=f"block{start_block}_input")
+    model = keras.Model(inputs, _apply_layers(inputs, shape[0], start_block), name=f"efficientnet_lite0_top{start_block}")
     if weights:
         load_weights(model)
     model.trainable = False
@@ -156,8 +199,10 @@ def converted_weights_path() -> Path:
 
 
 def load_weights(model) -> None:
+    """Set every weighted layer of ``model`` (a whole or partial port) by name; a missing name is an error."""
+    full = any(layer.name == "logits" for layer in model.layers)
     with np.load(converted_weights_path()) as stored:
-        names = set(stored.files)
+        names = set(stored.files) if full else set()
         for layer in model.layers:
             count = len(layer.weights)
             if count == 0:
@@ -177,5 +222,16 @@ def feature_model(weights: bool = True, spatial: bool = False):
     pooled = classifier.get_layer("avg_pool").output
     outputs = [pooled, classifier.get_layer("head_relu").output] if spatial else pooled
     model = keras.Model(classifier.input, outputs, name="efficientnet_lite0_features")
+    model.trainable = False
+    return model
+
+
+def tap_model(start_block: int, input_size: int = INPUT_SIZE, weights: bool = True):
+    """Frozen image (RGB 0..255) → what enters block ``start_block``; ``build_top(start_block)`` continues it."""
+    import keras
+
+    full = build_model(weights, input_size, top=False)
+    tap = full.get_layer(block_output_layer(start_block - 1)).output
+    model = keras.Model(full.input, tap, name=f"efficientnet_lite0_tap{start_block}")
     model.trainable = False
     return model

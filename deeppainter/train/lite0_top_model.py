@@ -1,0 +1,110 @@
+"""EfficientNet-Lite0 (ImageNet) with its top blocks fine-tuned on cached activations: transfer on a CPU.
+
+Fine-tuning the whole network costs a forward and backward pass of all 16 MBConv blocks per image
+and epoch, hours per 10-fold run on 2 cores (``effnet-lite0-finetune-full`` does it, for a GPU).
+Here the lower 16 − ``backbone.trainable_blocks`` blocks stay frozen, so what they compute is
+computed once per image (and once for its mirror image: the flip augmentation) into the shared
+feature cache, ``<cache>/features/lite0-tap<k>-<S>px-<hash>.npy``; in each fold only the top blocks
+and the head train:
+
+    cached activations → top MBConv blocks + 1x1 head conv (ImageNet init, BatchNorm in inference
+    mode) → SpatialDropout2D → global average pool → dropout → dense softmax
+
+in the two phases of every transfer backbone (deeppainter.train.backbone_model): the head alone at
+``backbone.lr_head``, then top blocks and head together at ``lr_body`` / ``lr_head``. With
+``trainable_blocks = 0`` nothing of the network trains: the replication's head (SpatialDropout2D →
+dense) on frozen ImageNet conv maps.
+
+The saved final model is one chain (image → Lite0 with the fine-tuned top → head), so predict,
+evaluate and explain (Grad-CAM on the last conv maps) use it like any transfer backbone.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from deeppainter.classical.probes import pixels_digest
+from deeppainter.models.backbones import LITE0, BackbonePreprocess, head_layers
+from deeppainter.models.pretrained import efficientnet_lite
+from deeppainter.models.registry import FoldContext
+from deeppainter.runs import cached_npy
+from deeppainter.train.backbone_model import BackboneModel
+
+EXTRACT_BATCH = 32
+
+
+def tap_cache_file(cache_root: Path, start_block: int, images: np.ndarray) -> Path:
+    from deeppainter.models.pretrained import describe
+
+    info = describe("efficientnet-lite0")
+    key = hashlib.sha256(f"{pixels_digest(images)}\0{info['package_version']}\0{info['sha256']}\0"
+                         f"{efficientnet_lite.CONVERSION_VERSION}".encode())
+    return (Path(cache_root) / "features" /
+            f"lite0-tap{start_block}-{images.shape[1]}px-{key.hexdigest()[:20]}.npy")
+
+
+def tap_activations(start_block: int, images: np.ndarray) -> np.ndarray:
+    """What enters block ``start_block`` for uint8 RGB squares, float32 (N, h, w, c)."""
+    from tqdm.auto import tqdm
+
+    tap = efficientnet_lite.tap_model(start_block, images.shape[1])
+    out = np.empty((len(images), *tap.output_shape[1:]), np.float32)
+    with tqdm(total=len(images), desc=f"efficientnet-lite0 to block {start_block}", unit="img",
+              disable=None) as progress:
+        for start in range(0, len(images), EXTRACT_BATCH):
+            batch = images[start:start + EXTRACT_BATCH].astype(np.float32)
+            out[start:start + len(batch)] = np.asarray(tap.predict_on_batch(batch))
+            progress.update(len(batch))
+    return out
+
+
+class Lite0TopModel(BackboneModel):
+    """EfficientNet-Lite0's top ``backbone.trainable_blocks`` blocks and a head trained per fold on cached activations."""
+
+    def __init__(self, cfg, images: np.ndarray, num_classes: int, seed: int, cache_root: Path, verbose: int = 0):
+        super().__init__(LITE0, cfg, images, num_classes, seed, verbose)
+        self.start_block = efficientnet_lite.NUM_BLOCKS - cfg.backbone.trainable_blocks
+        # ASSUMPTION: the mirror image is the only augmentation (rotations and colour jitter would
+        # change the frozen activations, which are computed once).
+        views = [images, np.ascontiguousarray(images[:, :, ::-1])] if cfg.backbone.augment else [images]
+        self.array = np.concatenate([
+            cached_npy(tap_cache_file(cache_root, self.start_block, view),
+                       lambda view=view: tap_activations(self.start_block, view)) for view in views])
+        self.scale, self.views = None, len(views)
+
+    @classmethod
+    def from_context(cls, ctx: FoldContext) -> Lite0TopModel:
+        from deeppainter.data.datasets import default_cache_dir
+
+        cache_root = Path(ctx.cfg.data.cache_dir) if ctx.cfg.data.cache_dir else default_cache_dir()
+        return cls(ctx.cfg, ctx.images, len(ctx.classes), ctx.seed, cache_root, verbose=ctx.verbose)
+
+    def build(self, seed: int) -> tuple[keras.Model, keras.Model]:
+        top = efficientnet_lite.build_top(self.start_block, self.cfg.data.image_size)
+        inputs = keras.Input(top.input_shape[1:], name="lite0_activations")
+        x = top(inputs, training=False)  # BatchNorm keeps its ImageNet statistics, as in every backbone here
+        for layer in head_layers(self.cfg.backbone, self.num_classes):
+            x = layer(x)
+        return keras.Model(inputs, x, name="lite0_top_classifier"), top
+
+    def fit_predict(self, fold: int, train_idx, test_idx, labels):
+        probabilities, info, history = super().fit_predict(fold, train_idx, test_idx, labels)
+        return probabilities, {**info, "trainable_blocks": self.cfg.backbone.trainable_blocks}, history
+
+    def save_final(self, labels: np.ndarray, path: Path) -> None:
+        """Train on every image; save image [0, 1] → Lite0 (fine-tuned top copied in) → the trained head."""
+        model, _ = self.train(np.arange(len(labels)), labels, seed=self.seed * 1000 + 999)
+        top = model.layers[1]
+        size = self.cfg.data.image_size
+        network = efficientnet_lite.build_model(weights=True, input_size=size, top=False)
+        for layer in top.layers:
+            if layer.weights:
+                network.get_layer(layer.name).set_weights(layer.get_weights())
+        inputs = keras.Input((size, size, 3), name="image")
+        x = network(BackbonePreprocess(LITE0, name="backbone_preprocess")(inputs), training=False)
+        for layer in model.layers[2:]:  # after the input and the top: the trained head layers
+            x = layer(x)
+        keras.Model(inputs, x, name="efficientnet-lite0_classifier").save(path)
