@@ -99,6 +99,10 @@ class BackboneConfig:
     lr_body: float = 1e-5
     lr_head: float = 1e-3
     dropout: float = 0.3  # ASSUMPTION
+    spatial_dropout: float = 0.0  # > 0: SpatialDropout2D on the last conv maps ([R21]'s head design)
+    # effnet-lite0-finetune: how many of EfficientNet-Lite0's 16 MBConv blocks (from the top) are
+    # fine-tuned on cached activations of the rest; 0 = frozen, head only.
+    trainable_blocks: int = 5
     augment: bool = True  # flips, ±10° rotation, colour jitter (REFERENCE §3)
     class_weights: bool = True  # REFERENCE §3: "Keras ResNet-50, class weights, early stop"
     patience: int = 5  # ASSUMPTION
@@ -293,6 +297,8 @@ RANGES: dict[str, tuple] = {
     "backbone.lr_body": _POSITIVE,
     "backbone.lr_head": _POSITIVE,
     "backbone.dropout": _PROBABILITY,
+    "backbone.spatial_dropout": _PROBABILITY,
+    "backbone.trainable_blocks": (0, 16, False, False),
     "backbone.patience": _AT_LEAST_0,
     "cv.folds": (2, None, False, False),
     "cv.bootstrap": _AT_LEAST_1,
