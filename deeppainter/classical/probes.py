@@ -113,6 +113,13 @@ def probe_classifier(kind: str, seed: int, c_grid: tuple[float, ...], svm_power:
                      ("logreg", GridSearchCV(logreg, {"C": list(c_grid)}, cv=_inner_cv(seed), n_jobs=1))])
 
 
+def probe_cache_root(cfg) -> Path:
+    """Where the shared feature cache lives: data.cache_dir, or the user's default cache."""
+    from deeppainter.data.datasets import default_cache_dir
+
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+
+
 class PretrainedProbeModel:
     """Frozen pretrained features (computed once, shared cache) → scaled logistic regression or SVM per fold."""
 
@@ -125,11 +132,9 @@ class PretrainedProbeModel:
 
     @classmethod
     def from_context(cls, ctx: FoldContext) -> PretrainedProbeModel:
-        from deeppainter.data.datasets import default_cache_dir
-
-        cache_root = Path(ctx.cfg.data.cache_dir) if ctx.cfg.data.cache_dir else default_cache_dir()
         ccfg = ctx.cfg.classifier
-        return cls(ctx.name, ctx.images, ctx.seed, cache_root, ccfg.probe_c, ccfg.svm_power, ccfg.probe_view)
+        return cls(ctx.name, ctx.images, ctx.seed, probe_cache_root(ctx.cfg), ccfg.probe_c, ccfg.svm_power,
+                   ccfg.probe_view)
 
     def _fit(self, indices: np.ndarray, labels: np.ndarray) -> Pipeline:
         classifier = probe_classifier(self.kind, self.seed, self.c_grid, self.svm_power)

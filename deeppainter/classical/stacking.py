@@ -13,6 +13,7 @@ Members (``classifier.stack_members``), each its cv10 model of the same name on 
 | features-svm | handcrafted features (classical.features)                    | scaled RBF SVM        |
 | cae-svm      | frozen-encoder style descriptors (models.descriptors)           | scaled RBF SVM     |
 | pixels-svm   | 32×32 pixels (baselines.downsample_pixels)                   | scaled PCA → RBF SVM  |
+| effnet-lite0-logreg, dinov2-logreg, magenta-style-svm | frozen pretrained features (classical.probes, shared cache) | as the probe |
 
 Cost: each member is fitted ``stack_folds + 1`` times per outer fold.
 """
@@ -32,6 +33,12 @@ from deeppainter.classical.baselines import (
     downsample_pixels,
     scaled_svm_steps,
 )
+from deeppainter.classical.probes import (
+    PROBES,
+    PretrainedProbeModel,
+    probe_cache_root,
+    probe_classifier,
+)
 from deeppainter.config import Config
 from deeppainter.models.registry import FoldContext
 from deeppainter.runs import cached_npy
@@ -44,6 +51,9 @@ def member_inputs(name: str, images: np.ndarray, cfg: Config, seed: int, cache_d
         from deeppainter.classical.sklearn_models import EncoderSVMModel
 
         return EncoderSVMModel(encoder_path, images, seed, cache_dir).descriptors
+    if name in PROBES:
+        return PretrainedProbeModel(name, images, seed, probe_cache_root(cfg), cfg.classifier.probe_c,
+                                    cfg.classifier.svm_power, cfg.classifier.probe_view).features
     if name == "features-svm":
         from deeppainter.classical.features import multiscale_features
 
@@ -52,9 +62,12 @@ def member_inputs(name: str, images: np.ndarray, cfg: Config, seed: int, cache_d
     return downsample_pixels(np.asarray(images))
 
 
-def member_classifier(name: str, columns: np.ndarray, seed: int, power: str = "none") -> Pipeline:
+def member_classifier(name: str, columns: np.ndarray, seed: int, power: str = "none",
+                      c_grid: tuple[float, ...] = (0.01, 0.1, 1.0)) -> Pipeline:
     """Select the member's columns, then the same steps its own cv10 model uses after its inputs."""
     select = ("select", ColumnTransformer([(name, "passthrough", columns)]))
+    if name in PROBES:
+        return Pipeline([select, *probe_classifier(PROBES[name][1], seed, c_grid, power).steps])
     if name == "cae-svm":
         return Pipeline([select, *scaled_svm_steps(seed, power)])
     return Pipeline([select, *build_baseline(name, seed, power).steps[1:]])  # drop the image → inputs step
@@ -65,7 +78,7 @@ class StackModel:
 
     def __init__(self, cfg: Config, images: np.ndarray, seed: int, cache_dir: Path, encoder_path: Path | None = None):
         self.members, self.inner_folds, self.seed = cfg.classifier.stack_members, cfg.classifier.stack_folds, seed
-        self.power = cfg.classifier.svm_power
+        self.power, self.c_grid = cfg.classifier.svm_power, cfg.classifier.probe_c
         blocks = [member_inputs(name, images, cfg, seed, cache_dir, encoder_path) for name in self.members]
         self.inputs = np.concatenate(blocks, axis=1).astype("float32")
         edges = np.cumsum([0] + [block.shape[1] for block in blocks])
@@ -77,7 +90,7 @@ class StackModel:
 
     def build(self) -> StackingClassifier:
         return StackingClassifier(
-            [(name, member_classifier(name, self.columns[name], self.seed, self.power)) for name in self.members],
+            [(name, member_classifier(name, self.columns[name], self.seed, self.power, self.c_grid)) for name in self.members],
             final_estimator=LogisticRegression(max_iter=1000),
             cv=StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed),
             stack_method="predict_proba", n_jobs=1)

@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from deeppainter.classical.probes import pixels_digest
+from deeppainter.classical.probes import pixels_digest, probe_cache_root
 from deeppainter.models.backbones import LITE0, BackbonePreprocess, head_layers
 from deeppainter.models.pretrained import efficientnet_lite
 from deeppainter.models.registry import FoldContext
@@ -77,10 +77,7 @@ class Lite0TopModel(BackboneModel):
 
     @classmethod
     def from_context(cls, ctx: FoldContext) -> Lite0TopModel:
-        from deeppainter.data.datasets import default_cache_dir
-
-        cache_root = Path(ctx.cfg.data.cache_dir) if ctx.cfg.data.cache_dir else default_cache_dir()
-        return cls(ctx.cfg, ctx.images, len(ctx.classes), ctx.seed, cache_root, verbose=ctx.verbose)
+        return cls(ctx.cfg, ctx.images, len(ctx.classes), ctx.seed, probe_cache_root(ctx.cfg), verbose=ctx.verbose)
 
     def build(self, seed: int) -> tuple[keras.Model, keras.Model]:
         top = efficientnet_lite.build_top(self.start_block, self.cfg.data.image_size)
