@@ -199,7 +199,8 @@ def test_no_silent_pretraining_on_the_test_folds(synthetic_painters, tmp_path, c
     with pytest.raises(SystemExit):
         run_cv10(tmp_path, synthetic_painters)
     err = capsys.readouterr().err
-    assert "--pretrain-data" in err and "--transductive-pretrain" in err and "Traceback" not in err
+    assert "--pretrain-data" in err and "--pretrain-in-fold" in err and "--transductive-pretrain" in err
+    assert "Traceback" not in err
     assert not list(tmp_path.glob("*_cv10_*"))
 
 

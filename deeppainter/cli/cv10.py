@@ -2,9 +2,11 @@
 
 The encoder comes from ``--encoder``, or is pre-trained on ``--pretrain-data`` (minus the evaluated
 classes); on the embedded sample with neither, the encoder shipped for the preset
-(deeppainter/pretrained_encoders/, trained on other painters) is used. Pre-training on the evaluated
-images themselves, test folds included, happens only with ``--transductive-pretrain``. Then the
-frozen-encoder classifier is trained in every fold and the paper's table is printed beside ours.
+(deeppainter/pretrained_encoders/, trained on other painters) is used. To pre-train on the evaluated
+images themselves, ``--pretrain-in-fold`` pre-trains a new encoder in every fold on that fold's training
+images only (labels ignored); ``--transductive-pretrain`` pre-trains once on all of them, test folds
+included, and the run is marked transductive. Then the frozen-encoder classifier is trained in every fold
+and the paper's table is printed beside ours.
 ``python -m deeppainter.cv10 merge RUN_DIR...`` combines fold subsets run on different machines;
 ``python -m deeppainter.cv10 ensemble RUN_DIR...`` averages finished runs' probabilities fold by fold;
 ``python -m deeppainter.cv10 models`` lists every model ``--model`` can name.
@@ -40,6 +42,9 @@ from deeppainter.runs import (
 SHIPPED_ENCODERS = Path(__file__).resolve().parent.parent / "pretrained_encoders"
 TRANSDUCTIVE_WARNING = ("WARNING: --transductive-pretrain: the autoencoder is pre-trained on every evaluated "
                         "image, test folds included (labels ignored); the accuracy is not a held-out estimate")
+IN_FOLD_NOTE = ("in-fold pre-training: in every fold a new autoencoder is pre-trained on that fold's training images "
+                "only (labels ignored); one pre-training per fold")
+TRANSDUCTIVE = "transductive"  # encoder_source's second answer: how the encoder relates to the evaluated images
 
 
 def parse_args(argv=None):
@@ -63,6 +68,12 @@ def parse_args(argv=None):
     parser.add_argument("--transductive-pretrain", action="store_true",
                         help="pre-train once on all --data images, test folds included (labels ignored), as "
                              "in the paper's setting; recorded as transductive in the run and its table")
+    parser.add_argument("--pretrain-in-fold", action="store_true",
+                        help="pre-train a new autoencoder in every fold on that fold's training images only "
+                             "(labels ignored; the preset's pre-training settings, seed from --seed and the "
+                             "fold), then evaluate the encoder model on the fold; no test image is seen in "
+                             "pre-training. Saved per fold in the run folder (folds/foldKK_pretrain/), recorded "
+                             "as in-fold pre-training in the run and its table")
     parser.add_argument("--pretrain-exclude", default="auto",
                         help="folders of --pretrain-data to leave out: auto (the evaluated classes whenever "
                              "--pretrain-data is given), none, or a comma-separated list")
@@ -140,35 +151,52 @@ def shipped_encoder(cfg, preset: str) -> Path | None:
     return path
 
 
-def encoder_source(args, cfg, data: Path) -> tuple[Path | None, bool]:
-    """``(encoder file or None to pre-train, transductive)``; refuses to pre-train on the test folds silently."""
+def encoder_source(args, cfg, data: Path) -> tuple[Path | None, str]:
+    """``(encoder file or None to pre-train, pretraining)``, ``pretraining`` being "" (an encoder that never
+    saw the evaluated images: --encoder, the shipped one or --pretrain-data), ``"in-fold"`` or
+    ``"transductive"``; refuses to pre-train on the test folds silently."""
+    from deeppainter.train.infold import IN_FOLD  # light: no Keras at import
+
+    given = [flag for flag, on in (("--encoder", args.encoder is not None),
+                                   ("--pretrain-data", args.pretrain_data is not None),
+                                   ("--pretrain-in-fold", args.pretrain_in_fold),
+                                   ("--transductive-pretrain", args.transductive_pretrain)) if on]
+    if len(given) > 1:
+        raise UserError(f"{' and '.join(given)} exclude each other: each says where the encoder comes from; keep one")
     if args.encoder is not None:
-        if args.transductive_pretrain:
-            raise UserError("--encoder and --transductive-pretrain exclude each other; drop one")
-        return resolve_encoder(args.encoder, cfg.data.image_size), False
+        return resolve_encoder(args.encoder, cfg.data.image_size), ""
     if args.pretrain_data is not None:
-        if args.transductive_pretrain:
-            raise UserError("--pretrain-data and --transductive-pretrain exclude each other; drop one")
-        return None, False
+        return None, ""
+    if args.pretrain_in_fold:
+        return None, IN_FOLD
     if args.transductive_pretrain:
-        return None, True
+        return None, TRANSDUCTIVE
     from deeppainter.data.datasets import sample_dir
 
     if data.resolve() == sample_dir().resolve():
         shipped = shipped_encoder(cfg, args.preset)
         if shipped is not None:
-            return shipped, False
+            return shipped, ""
     raise UserError(f"no encoder for --data {data}: pass --encoder RUN_DIR, or --pretrain-data FOLDER (images "
-                    f"of other painters), or --transductive-pretrain to pre-train on these images, test folds "
+                    f"of other painters), or --pretrain-in-fold to pre-train in every fold on its training "
+                    f"images only, or --transductive-pretrain to pre-train once on all these images, test folds "
                     f"included")
 
 
-def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path, source=None) -> Path:
-    """The encoder to evaluate: ``--encoder``, the shipped one, or a (reused or new) pre-training run; noted in encoder.json.
+def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path, source=None) -> Path | None:
+    """The encoder to evaluate: ``--encoder``, the shipped one, or a (reused or new) pre-training run; noted in
+    encoder.json. None for in-fold pre-training (train.infold makes one encoder per fold).
 
     ``source`` is :func:`encoder_source`'s answer when the caller has it already.
     """
-    encoder_path, transductive = source if source is not None else encoder_source(args, cfg, data)
+    from deeppainter.train.infold import IN_FOLD
+
+    encoder_path, pretraining = source if source is not None else encoder_source(args, cfg, data)
+    transductive = pretraining == TRANSDUCTIVE
+    if pretraining == IN_FOLD:
+        atomic_write_json(run_dir / "encoder.json", {"encoder": "", "pretraining": IN_FOLD, "transductive": False,
+                                                     "fold_encoders": "folds/foldKK_pretrain/encoder.keras"})
+        return None
     if encoder_path is None:
         from deeppainter.train.pretrain import pretraining_run
 
@@ -182,12 +210,21 @@ def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path, source=None) 
     return encoder_path
 
 
-def build_model(args, cfg, classes, data: Path, images, run_dir: Path, source=None):
-    """The registered model ``--model``, with an encoder prepared first when it needs one."""
+def build_model(args, cfg, classes, data: Path, images, run_dir: Path, source=None, paths=None):
+    """The registered model ``--model``, with an encoder prepared first when it needs one; with in-fold
+    pre-training, wrapped so that every fold pre-trains its own (``paths``: the images, as recorded)."""
+    from deeppainter.train.infold import IN_FOLD
+
     spec = registry.get_model(args.model)
-    encoder_path = prepare_encoder(args, cfg, classes, data, run_dir, source) if spec.encoder_needed(cfg) else None
+    needed = spec.encoder_needed(cfg)
+    source = source if source is not None or not needed else encoder_source(args, cfg, data)
+    encoder_path = prepare_encoder(args, cfg, classes, data, run_dir, source) if needed else None
     ctx = registry.FoldContext(args.model, cfg, images, classes, args.seed, run_dir / "cache", encoder_path,
                                verbose=2 if args.verbose else 0)
+    if needed and source[1] == IN_FOLD:
+        from deeppainter.train.infold import InFoldPretrainModel
+
+        return InFoldPretrainModel(ctx, run_dir, list(paths))
     return registry.create_model(ctx)
 
 
@@ -222,9 +259,11 @@ def run(args) -> Path:
         savable = ", ".join(name for name in registry.list_models() if registry.get_model(name).final_format)
         raise UserError(f"--save-final-model is available for {savable}; {args.model} is a study model "
                         f"(drop --save-final-model)")
-    encoder, transductive = encoder_source(args, cfg, data) if spec.encoder_needed(cfg) else (None, False)
-    if transductive:
+    encoder, pretraining = encoder_source(args, cfg, data) if spec.encoder_needed(cfg) else (None, "")
+    if pretraining == TRANSDUCTIVE:
         print(TRANSDUCTIVE_WARNING)
+    elif pretraining:
+        print(IN_FOLD_NOTE)
     # Paths as portable text (runs.portable_path); the image list, relative to the data, stands for the data.
     arguments = {"data": portable_path(args.data if args.data else data), "classes": classes, "model": args.model,
                  "images": images_digest([portable_path(p, data) for p in table["path"]], table["label"]),
@@ -232,8 +271,10 @@ def run(args) -> Path:
                  "pretrain_data": portable_path(args.pretrain_data) if args.pretrain_data else "",
                  "pretrain_exclude": args.pretrain_exclude,
                  "experiment": args.experiment.stem if args.experiment else ""}
-    if transductive:  # only then, so the fingerprints of earlier runs stay valid
+    if pretraining == TRANSDUCTIVE:  # only then, so the fingerprints of earlier runs stay valid
         arguments["transductive"] = True
+    elif pretraining:  # "in-fold": one encoder per fold, from its training images
+        arguments["pretraining"] = pretraining
     groups, all_paths = None, list(table["path"])
     if cfg.cv.group_duplicates:
         import hashlib
@@ -277,7 +318,7 @@ def run(args) -> Path:
         else:
             print("duplicates: none found (no two images are versions of one work)")
         groups = groups[ok]
-    model = build_model(args, cfg, classes, data, images, run_dir, (encoder, transductive))
+    model = build_model(args, cfg, classes, data, images, run_dir, (encoder, pretraining), relative_table["path"])
     protocol.run_protocol(model, relative_table, classes, cfg, args.seed, run_dir, only_folds, groups)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])

@@ -138,8 +138,11 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
         atomic_write_csv(run_dir / "history.csv", pd.concat(histories, ignore_index=True))
     model = record["arguments"]["model"]
     transductive = bool(record["arguments"].get("transductive", False))
-    table = paper_table(summary, model + (" (transductive pre-training)" if transductive else ""), classes)
+    in_fold = record["arguments"].get("pretraining") == "in-fold"  # train.infold: one encoder per fold, no test image
+    label = " (transductive pre-training)" if transductive else " (in-fold pre-training)" if in_fold else ""
+    table = paper_table(summary, model + label, classes)
     extra = {"model": model, "transductive": transductive, "task": task_name(classes), "preset": record["preset"],
+             **({"pretraining": "in-fold"} if in_fold else {}),
              "experiment": record["arguments"].get("experiment", ""),
              "wall_seconds_folds": float(sum(i["seconds"] for i in infos)),
              "fold_details": infos}

@@ -32,6 +32,8 @@ def config_changes(record: dict) -> str:
         text = f"{text} (grouped folds)".strip()
     if arguments.get("transductive"):  # its encoder saw the test folds (labels ignored)
         text = f"{text} (transductive pre-training)".strip()
+    if arguments.get("pretraining") == "in-fold":  # one encoder per fold, from its training images only
+        text = f"{text} (in-fold pre-training)".strip()
     return text
 
 
@@ -155,6 +157,17 @@ def render(results_dir: Path) -> str:
                      "folds with equal weights (`cv10 ensemble`). Nothing inside an ensemble is fitted on a test "
                      "fold, but which runs to combine was chosen after their CV scores were known, and every "
                      "ensemble tried is listed: read the best one as slightly optimistic.\n")
+    pretrained_on_task = [(r, "transductive" if r["record"]["arguments"].get("transductive") else "in-fold")
+                          for r in cv_runs if r["record"]["arguments"].get("transductive")
+                          or r["record"]["arguments"].get("pretraining") == "in-fold"]
+    if pretrained_on_task:
+        parts.append("\nEncoders pre-trained on the evaluated images themselves (labels ignored) are marked in "
+                     "`changes`: `(in-fold pre-training)` — a new encoder in every fold, from that fold's training "
+                     "images only, so no test image was seen (`cv10 --pretrain-in-fold`); `(transductive "
+                     "pre-training)` — one encoder from all images, test folds included, so the accuracy is not a "
+                     "held-out estimate (`cv10 --transductive-pretrain`). Every other encoder was pre-trained on "
+                     "other painters. Such runs: " + ", ".join(f"`{r['dir'].name}` ({kind})"
+                                                                for r, kind in pretrained_on_task) + ".\n")
     stacks = [r for r in cv_runs if r["metrics"]["model"] == "stack"]
     if stacks:
         parts.append("\n`stack` rows are the honest form of an ensemble (`--model stack`): in every outer fold a "
