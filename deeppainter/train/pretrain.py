@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import random
+import shutil
 import time
 from pathlib import Path
 
@@ -16,8 +20,12 @@ from deeppainter.data.migrate import migrate_run
 from deeppainter.data.splits import split_train_val
 from deeppainter.models.autoencoder import build_autoencoder
 from deeppainter.models.classifier import make_optimizer
-from deeppainter.runs import atomic_write_json, read_json
+from deeppainter.runs import atomic_write_bytes, atomic_write_json, read_json
 from deeppainter.train import distribute
+
+# Resume state of an unfinished run (removed when its artefacts are written): the batch-order state and
+# the checkpoint of the last finished epoch.
+RESUME_DIR = "resume"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -34,12 +42,107 @@ class EpochTimer(keras.callbacks.Callback):
         self.epochs += 1
 
 
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, one atomically written ``.npz`` with all a SIGKILLed run needs to go on as if
+    never stopped: model weights, optimizer variables (Adam's moments, its step count), the number of
+    finished epochs, whether training stopped there, and the state that callbacks carry from epoch to
+    epoch (early stopping's best value and wait count, the best-only checkpoint's best value).
+
+    Must be the last callback: an epoch's CSVLogger row and best-model file are written before its
+    checkpoint, so after a kill they are at most one epoch ahead of it (``keep_history_rows`` drops that
+    row; the best-model file is written again, identically, when the epoch is redone).
+    """
+
+    CARRIED = ((keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch")),
+               (keras.callbacks.ModelCheckpoint, ("best",)))
+
+    def __init__(self, path: Path, callbacks):
+        super().__init__()
+        self.path = Path(path)
+        self.stateful = [(c, names) for c in callbacks for kind, names in self.CARRIED if isinstance(c, kind)]
+        self.restored = None
+
+    def restore(self, model: keras.Model) -> tuple[int, bool]:
+        """Load the last checkpoint into ``model``: ``(finished epochs, training had stopped)``; (0, False) if none."""
+        if not self.path.exists():
+            return 0, False
+        with np.load(self.path) as stored:
+            meta = json.loads(str(stored["meta"]))
+            weights = [stored[f"weight{i}"] for i in range(meta["weights"])]
+            optimizer = [stored[f"optimizer{i}"] for i in range(meta["optimizer"])]
+        model.set_weights(weights)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        if len(model.optimizer.variables) != len(optimizer):
+            raise RuntimeError(f"{self.path}: the optimizer state does not fit this model; remove the run folder")
+        for variable, value in zip(model.optimizer.variables, optimizer):
+            variable.assign(value)
+        self.restored = meta["callbacks"]
+        return int(meta["epochs"]), bool(meta["stopped"])
+
+    def on_train_begin(self, logs=None):  # after the callbacks' own on_train_begin, which resets them
+        for (callback, _), state in zip(self.stateful, self.restored or []):
+            for name, value in state.items():
+                setattr(callback, name, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        weights = self.model.get_weights()
+        optimizer = [keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables]
+        meta = {"epochs": epoch + 1, "stopped": bool(self.model.stop_training),
+                "weights": len(weights), "optimizer": len(optimizer),
+                "callbacks": [{name: _plain(getattr(callback, name, None)) for name in names}
+                              for callback, names in self.stateful]}
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.array(json.dumps(meta)), **{f"weight{i}": w for i, w in enumerate(weights)},
+                 **{f"optimizer{i}": v for i, v in enumerate(optimizer)})
+        atomic_write_bytes(self.path, buffer.getvalue())
+
+
+def _plain(value):
+    """A callback attribute as JSON: numbers (inf included) as Python floats/ints, None as None."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    return float(keras.ops.convert_to_numpy(value))
+
+
+def keep_history_rows(path: Path, rows: int) -> None:
+    """Cut ``history.csv`` to its header and first ``rows`` epochs (none: no file), atomically."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if rows == 0:
+        path.unlink()
+        return
+    lines = path.read_bytes().splitlines(keepends=True)  # bytes: CSVLogger's \r\n line ends stay as they are
+    if len(lines) < rows + 1:
+        raise RuntimeError(f"{path} has {len(lines) - 1} epochs, its checkpoint {rows}; remove the run folder")
+    if len(lines) > rows + 1:
+        atomic_write_bytes(path, b"".join(lines[:rows + 1]))
+
+
+def batch_order_state(resume_dir: Path):
+    """The global ``random`` state from which a run draws its batch order, saved on first use."""
+    path = Path(resume_dir) / "batch_order.json"
+    if path.exists():
+        return read_json(path)
+    state = random.getstate()
+    atomic_write_json(path, state)
+    return read_json(path)
+
+
 @distribute.training_scope(run_dir_of=lambda cfg, images, run_dir, *args, **kwargs: run_dir)
 def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: int,
                          verbose: int = 1) -> dict:
-    """Train the autoencoder on ``images`` (uint8), writing models, history, plots and metrics to ``run_dir``."""
+    """Train the autoencoder on ``images`` (uint8), writing models, history, plots and metrics to ``run_dir``.
+
+    Resumable: killed at any point (SIGKILL included) and called again on the same ``run_dir``, it
+    continues after the last finished epoch and ends with the numbers of an uninterrupted run.
+    """
     run_dir = Path(run_dir)
     train_cfg = cfg.pretrain
+    resume_dir = run_dir / RESUME_DIR
+    if (run_dir / "metrics.json").exists() and not resume_dir.exists():  # finished: artefacts all written
+        return read_json(run_dir / "metrics.json")
     train_idx, val_idx = split_train_val(len(images), train_cfg.val_fraction, seed)
     train = DenoisingBatches(images, train_idx, train_cfg.batch_size, train_cfg.denoise,
                              train_cfg.denoise_rate, seed=seed)
@@ -56,6 +159,10 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
         untrained_val_mse = float(autoencoder.evaluate(val, verbose=0, return_dict=True)["mse"])
         atomic_write_json(baseline_file, {"val_mse": untrained_val_mse})
 
+    # fit(shuffle=True) would draw each epoch's batch order from the global `random` module, whose state
+    # a restarted process cannot know; the same draws are made from this state, kept in the run folder.
+    train.set_batch_order_state(batch_order_state(resume_dir))
+
     timer = EpochTimer()
     checkpoint = run_dir / "autoencoder_best.keras"
     callbacks = [
@@ -63,16 +170,25 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
         # First, so that its learning_rate entry is in the epoch logs before CSVLogger writes them.
         keras.callbacks.LearningRateScheduler(
             lambda epoch: train_cfg.learning_rate * train_cfg.lr_decay ** epoch),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.patience),
         timer,
     ]
+    last_epoch = EpochCheckpoint(resume_dir / "last_epoch.npz", callbacks)
+    callbacks.append(last_epoch)  # last: see EpochCheckpoint
+    finished_epochs, stopped = last_epoch.restore(autoencoder)
+    keep_history_rows(run_dir / "history.csv", finished_epochs)
+    if finished_epochs:
+        print(f"resuming pre-training after epoch {finished_epochs}/{train_cfg.epochs}"
+              f"{' (training had stopped)' if stopped else ''}")
     start = time.perf_counter()
     if train_cfg.epochs > 0:  # epochs=0 keeps the random initialisation: the "no pre-training" control
-        autoencoder.fit(train, validation_data=val, epochs=train_cfg.epochs, callbacks=callbacks, verbose=verbose)
+        if finished_epochs < train_cfg.epochs and not stopped:
+            train.set_epoch(finished_epochs)  # fit() advances it once more before the first epoch
+            autoencoder.fit(train, validation_data=val, epochs=train_cfg.epochs, initial_epoch=finished_epochs,
+                            shuffle=False, callbacks=callbacks, verbose=verbose)
         history = pd.read_csv(run_dir / "history.csv")
     else:
         history = pd.DataFrame({"epoch": [], "loss": [], "mse": [], "val_loss": [], "val_mse": []})
@@ -88,9 +204,9 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
         "val_mse_best": val_mse,
         "val_mse_untrained": untrained_val_mse,
         "val_mse_relative_drop": 1.0 - val_mse / untrained_val_mse if untrained_val_mse else None,
-        "epochs_run": int(len(history)),
-        "images_train": int(len(train_idx)),
-        "images_val": int(len(val_idx)),
+        "epochs_run": len(history),
+        "images_train": len(train_idx),
+        "images_val": len(val_idx),
         "images_per_second": (timer.epochs * len(train_idx) / timer.seconds) if timer.seconds else None,
         "wall_seconds": wall,
         "params": int(autoencoder.count_params()),
@@ -100,6 +216,7 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
     shown = val_idx[np.linspace(0, len(val_idx) - 1, min(6, len(val_idx))).astype(int)]  # spread over folders
     originals = images[shown].astype("float32") / 255.0
     plots.reconstructions(originals, autoencoder.predict(originals, verbose=0), run_dir / "reconstructions.png")
+    shutil.rmtree(resume_dir, ignore_errors=True)  # last: its absence says every artefact is written
     return metrics
 
 
