@@ -20,6 +20,7 @@ evaluate and explain (Grad-CAM on the last conv maps) use it like any transfer b
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -46,11 +47,16 @@ def tap_cache_file(cache_root: Path, start_block: int, images: np.ndarray) -> Pa
             f"lite0-tap{start_block}-{images.shape[1]}px-{key.hexdigest()[:20]}.npy")
 
 
+@functools.lru_cache(maxsize=2)
+def _tap_model(start_block: int, input_size: int):
+    return efficientnet_lite.tap_model(start_block, input_size)
+
+
 def tap_activations(start_block: int, images: np.ndarray) -> np.ndarray:
     """What enters block ``start_block`` for uint8 RGB squares, float32 (N, h, w, c)."""
     from tqdm.auto import tqdm
 
-    tap = efficientnet_lite.tap_model(start_block, images.shape[1])
+    tap = _tap_model(start_block, images.shape[1])
     out = np.empty((len(images), *tap.output_shape[1:]), np.float32)
     with tqdm(total=len(images), desc=f"efficientnet-lite0 to block {start_block}", unit="img",
               disable=None) as progress:
