@@ -386,7 +386,12 @@ def changes_from_preset(cfg: Config, preset: str) -> dict[str, object]:
 
     This is a run's identity: fields added to the code later (at their defaults) do not change it.
     """
-    base, current = to_dict(get_preset(preset)), to_dict(cfg)
+    return changes_between(cfg, get_preset(preset))
+
+
+def changes_between(cfg: Config, base_cfg: Config) -> dict[str, object]:
+    """``{"section.key": value}`` for every value of ``cfg`` that differs from ``base_cfg``."""
+    base, current = to_dict(base_cfg), to_dict(cfg)
     return {f"{section}.{key}": value for section, values in current.items()
             for key, value in values.items() if base[section].get(key) != value}
 

@@ -34,3 +34,21 @@ def test_inner_choices_are_counted_over_folds():
                                 {"chose_svm.power": "passthrough", "chose_svm.C": "10.0"}]}
     assert report.inner_choices(metrics) == "svm.power: signed_sqrt ×2, passthrough ×1; svm.C: 10.0 ×2, 100.0 ×1"
     assert report.inner_choices({"fold_details": [{"fold": 0}]}) == ""
+
+
+def test_changes_are_counted_from_the_models_recipe_and_the_fold_regime_is_a_marker():
+    from deeppainter import config
+
+    def record(model, overrides, **arguments):
+        cfg = config.build_config("cpu", overrides)
+        return {"config": config.to_dict(cfg), "preset": "cpu", "arguments": {"model": model, **arguments}}
+
+    recipe = ["data.image_size=224"]  # effnet-lite0-logreg's registered recipe
+    assert report.config_changes(record("effnet-lite0-logreg", recipe)) == ""
+    assert report.config_changes(record("cae", recipe)) == "data.image_size=224"  # not cae's recipe
+    assert report.config_changes(record("effnet-lite0-logreg", [*recipe, "classifier.probe_view=grey"])) == \
+        "classifier.probe_view=grey"
+    ungrouped = record("effnet-lite0-logreg", [*recipe, "cv.group_duplicates=false"])
+    assert report.config_changes(ungrouped) == ""
+    grouped = record("effnet-lite0-logreg", recipe, duplicate_groups="0123456789abcdef")
+    assert report.config_changes(grouped) == "(grouped folds)"

@@ -22,10 +22,25 @@ TASKS = {
 ABLATED_TASK = "3painters"  # Table 3: one factor at a time against the same model at its preset
 
 
+# How the folds were made is shown as "(grouped folds)" from the run's arguments, not as a change: runs
+# from before the field existed were ungrouped whatever its default says.
+FOLD_REGIME = "cv.group_duplicates"
+
+
+def model_preset(record: dict) -> config_lib.Config:
+    """The run's preset with its model's registered recipe applied: what `cv10 --model NAME` alone runs."""
+    from deeppainter.models import registry
+
+    model = record.get("arguments", {}).get("model", "")
+    recipe = registry.get_model(model).recipe if model in registry.list_models() else ()
+    return config_lib.build_config(record["preset"], list(recipe))
+
+
 def config_changes(record: dict) -> str:
-    """The ``--set`` overrides a run used, as the difference between its config and its preset."""
+    """The ``--set`` overrides a run used: its config against its preset and its model's recipe."""
     cfg = config_lib.from_dict(record["config"], record["preset"])
-    changes = config_lib.changes_from_preset(cfg, record["preset"]).items()
+    changes = [(key, value) for key, value in config_lib.changes_between(cfg, model_preset(record)).items()
+               if key != FOLD_REGIME]
     text = " ".join(f"{key}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for key, v in changes)
     arguments = record.get("arguments", {})
     if arguments.get("duplicate_groups"):  # its folds keep versions of one work together
