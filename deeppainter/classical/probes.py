@@ -71,12 +71,16 @@ def pixels_digest(images: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def feature_cache_file(cache_root: Path, extractor: str, images: np.ndarray) -> Path:
+def feature_cache_file(cache_root: Path, extractor: str, images: np.ndarray, name: str = "",
+                       extra: str = "") -> Path:
+    """``<cache>/features/<name>-<S>px-<hash>.npy``: the hash covers the pixels, the extractor's weights
+    (package version + sha256) and ``extra`` (e.g. a conversion version); ``name`` defaults to the extractor."""
     from deeppainter.models.pretrained import describe
 
     info = describe(extractor)
-    key = hashlib.sha256(f"{pixels_digest(images)}\0{info['package_version']}\0{info['sha256']}".encode())
-    return Path(cache_root) / "features" / f"{extractor}-{images.shape[1]}px-{key.hexdigest()[:20]}.npy"
+    text = f"{pixels_digest(images)}\0{info['package_version']}\0{info['sha256']}" + (f"\0{extra}" if extra else "")
+    key = hashlib.sha256(text.encode())
+    return Path(cache_root) / "features" / f"{name or extractor}-{images.shape[1]}px-{key.hexdigest()[:20]}.npy"
 
 
 def cached_features(extractor: str, images: np.ndarray, cache_root: Path) -> np.ndarray:
@@ -91,7 +95,7 @@ def view_features(images: np.ndarray, extractors: tuple[str, ...], view: str,
     """The extractors' features side by side, each the mean over ``view``'s image sets."""
     from deeppainter.models.pretrained import extract_features
 
-    features_of = features_of or (lambda extractor, images: extract_features(extractor, images))
+    features_of = features_of or extract_features
     sets = view_sets(np.asarray(images), view)
     return np.concatenate([np.mean([features_of(extractor, image_set) for image_set in sets], axis=0)
                            for extractor in extractors], axis=1).astype(np.float32)

@@ -30,8 +30,8 @@ from deeppainter.config import Config
 from deeppainter.errors import UserError
 from deeppainter.models.classifier import augmentation_layers
 
-BACKBONES = ("resnet50", "efficientnetb0", "convnext_tiny", "efficientnet-lite0")
 LITE0 = "efficientnet-lite0"
+BACKBONES = ("resnet50", "efficientnetb0", "convnext_tiny", LITE0)
 
 _APPLICATIONS = {"resnet50": "ResNet50", "efficientnetb0": "EfficientNetB0", "convnext_tiny": "ConvNeXtTiny"}
 # Variables of the stem (the layers before the first residual stage), by their Keras variable path.

@@ -1,7 +1,7 @@
 """EfficientNet-Lite0 (ImageNet) with its top blocks fine-tuned on cached activations: transfer on a CPU.
 
 Fine-tuning the whole network costs a forward and backward pass of all 16 MBConv blocks per image
-and epoch, hours per 10-fold run on 2 cores (``effnet-lite0-finetune-full`` does it, for a GPU).
+and epoch, hours per 10-fold run on 2 cores (``efficientnet-lite0`` does it, for a GPU).
 Here the lower 16 − ``backbone.trainable_blocks`` blocks stay frozen, so what they compute is
 computed once per image (and once for its mirror image: the flip augmentation) into the shared
 feature cache, ``<cache>/features/lite0-tap<k>-<S>px-<hash>.npy``; in each fold only the top blocks
@@ -21,13 +21,12 @@ evaluate and explain (Grad-CAM on the last conv maps) use it like any transfer b
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from deeppainter.classical.probes import pixels_digest, probe_cache_root
+from deeppainter.classical.probes import feature_cache_file, probe_cache_root
 from deeppainter.models.backbones import LITE0, BackbonePreprocess, head_layers
 from deeppainter.models.pretrained import efficientnet_lite
 from deeppainter.models.registry import FoldContext
@@ -38,13 +37,8 @@ EXTRACT_BATCH = 32
 
 
 def tap_cache_file(cache_root: Path, start_block: int, images: np.ndarray) -> Path:
-    from deeppainter.models.pretrained import describe
-
-    info = describe("efficientnet-lite0")
-    key = hashlib.sha256(f"{pixels_digest(images)}\0{info['package_version']}\0{info['sha256']}\0"
-                         f"{efficientnet_lite.CONVERSION_VERSION}".encode())
-    return (Path(cache_root) / "features" /
-            f"lite0-tap{start_block}-{images.shape[1]}px-{key.hexdigest()[:20]}.npy")
+    return feature_cache_file(cache_root, "efficientnet-lite0", images, name=f"lite0-tap{start_block}",
+                              extra=str(efficientnet_lite.CONVERSION_VERSION))
 
 
 @functools.lru_cache(maxsize=2)
