@@ -12,7 +12,7 @@ def test_smoke_bench_writes_table_report_and_run(synthetic_painters, tmp_path, c
     text = report.read_text()
     assert "| " + " | ".join(bench.COLUMNS) + " |" in text
     for row in ("standardiser vs decode bound", "standardiser vs naive", "cv10 cached features vs encoder every epoch",
-                "cv10 cached vs uncached agreement", "CAE training vs input pipeline", "CAE achieved FLOP/s (MFU)",
+                "cv10 cache speed-up bound: one training step", "cv10 cached vs uncached agreement", "CAE training vs input pipeline", "CAE achieved FLOP/s (MFU)",
                 "dense head at paper size (replication2021)", "replication2021 training memory",
                 "frozen features: efficientnet-lite0"):
         assert f"| {row} |" in text and f"| {row} |" in printed, row
@@ -24,3 +24,5 @@ def test_smoke_bench_writes_table_report_and_run(synthetic_painters, tmp_path, c
     assert metrics["cv10"]["abs_accuracy_diff"] == 0
     assert metrics["memory"]["first_dense_weights"] == 245_760_300
     assert metrics["cae"]["train_flops_per_image"] > 0
+    # the encoder adds work to every step: both bounds exceed 1 (the FLOP one from shapes alone)
+    assert metrics["cv10"]["flop_bound"] > 1 and metrics["cv10"]["uncached_step_seconds"] > 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 from pathlib import Path
 
@@ -62,17 +63,27 @@ def resolve_config(args: argparse.Namespace) -> config_lib.Config:
     return config_lib.build_config(args.preset, args.overrides)
 
 
+class _NoRetracingNotice(logging.Filter):
+    """TensorFlow warns when the predict steps of several new models are traced; a new model per fold
+    (or per feature extractor) is the point, not a mistake."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def import_keras_quietly():
     """Import Keras (and TensorFlow) once with the C++ start-up lines (absl, oneDNN notices) hidden.
 
     Only log output changes: ``TF_CPP_MIN_LOG_LEVEL=1`` drops TensorFlow's info lines (warnings and
-    errors still show; a value the user set wins) and fd 2 points at /dev/null while the libraries
-    load. TF_ENABLE_ONEDNN_OPTS is left alone, since it changes the numerics.
+    errors still show; a value the user set wins), fd 2 points at /dev/null while the libraries
+    load, and the retracing notice is filtered. TF_ENABLE_ONEDNN_OPTS is left alone, since it
+    changes the numerics.
     """
     import os
 
     if "keras" in sys.modules:
         return sys.modules["keras"]
+    logging.getLogger("tensorflow").addFilter(_NoRetracingNotice())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     sys.stderr.flush()
     saved = os.dup(2)

@@ -229,7 +229,8 @@ def build_model(args, cfg, classes, data: Path, images, run_dir: Path, source=No
 
 
 def run(args) -> Path:
-    common.import_keras_quietly()  # before anything below can import Keras
+    # A bad value or path is reported before Keras loads (seconds), as --help is.
+    cfg = common.resolve_config(args)
     import numpy as np
     import pandas as pd
 
@@ -243,8 +244,6 @@ def run(args) -> Path:
     from deeppainter.eval import protocol
     from deeppainter.eval.protocol import finish
 
-    cfg = common.resolve_config(args)
-    common.seed_everything(args.seed)
     data = resolve_path(args.data) if args.data else sample_dir()
     classes_requested = resolve_classes(data, args.classes)
     table = list_labelled(data, classes_requested, min_per_class=max(cfg.cv.folds, cfg.data.min_per_class),
@@ -253,6 +252,7 @@ def run(args) -> Path:
     if len(classes) < 2:
         raise UserError(f"--data {data}: only one class ({classes[0]}); cross validation needs at least two")
     only_folds = parse_folds(args.folds, cfg.cv.folds)
+    common.seed_everything(args.seed)  # imports Keras quietly, before anything below can
     spec = registry.get_model(args.model)
     final_format = spec.final_format
     if args.save_final_model and final_format is None:

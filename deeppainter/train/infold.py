@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +40,6 @@ def pretrain_seed(seed: int, fold: int | None) -> int:
     return seed * 1000 + 500 + (fold if fold is not None else 400)
 
 
-class _NoRetracingNotice(logging.Filter):
-    """TensorFlow warns when the predict step of several new models is traced; a new model per fold is the point."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
@@ -59,9 +51,6 @@ class InFoldPretrainModel:
         if len(paths) != len(ctx.images):
             raise ValueError(f"{len(paths)} image paths for {len(ctx.images)} images")
         self.ctx, self.run_dir, self.paths = ctx, Path(run_dir), [str(p) for p in paths]
-        tf_logger = logging.getLogger("tensorflow")
-        if not any(isinstance(f, _NoRetracingNotice) for f in tf_logger.filters):
-            tf_logger.addFilter(_NoRetracingNotice())
 
     def pretrain(self, pretrain_dir: Path, indices: np.ndarray, seed: int) -> tuple[Path, dict]:
         """Pre-train on ``images[indices]`` only (or reuse the finished run in ``pretrain_dir``); the

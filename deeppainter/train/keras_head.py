@@ -1,6 +1,6 @@
 """The one Keras trainer of every Keras fold model: fit with early stopping on an inner split, predict.
 
-:class:`CompiledHead` is how cv10 trains a head ten times cheaply: the model is built and compiled
+:class:`CompiledHead` is how cv10 trains a head ten times without re-tracing: the model is built and compiled
 once per run (so Keras traces its train step once), and before every fold the head is reset to the
 initial weights a fresh build from the fold's seed would have, and the optimizer to a fresh state.
 The result equals re-building per fold (the test in tests/test_cv10.py checks it); only the tracing
