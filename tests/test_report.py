@@ -52,3 +52,27 @@ def test_changes_are_counted_from_the_models_recipe_and_the_fold_regime_is_a_mar
     assert report.config_changes(ungrouped) == ""
     grouped = record("effnet-lite0-logreg", recipe, duplicate_groups="0123456789abcdef")
     assert report.config_changes(grouped) == "(grouped folds)"
+
+
+def test_an_old_run_whose_encoder_saw_its_test_images_is_marked_transductive(tmp_path):
+    from deeppainter.runs import atomic_write_json
+
+    def folder(name, config, files):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        atomic_write_json(run_dir / "config.json", config)
+        for file_name, text in files.items():
+            (run_dir / file_name).write_text(text)
+        return run_dir
+
+    # made before cv10 recorded "transductive": only the encoder's image list tells
+    folder("p_pretrain_ae", {"command": "pretrain_ae", "arguments": {"data": "sample:"}},
+           {"pretrain_images.csv": "path\nrembrandt/1.jpg\nrembrandt/2.jpg\n"})
+    record = {"command": "cv10", "arguments": {"data": "sample:", "encoder": ""}}
+    images = {"images.csv": "path,label\nrembrandt/2.jpg,rembrandt\n",
+              "encoder.json": '{"encoder": "runs:p_pretrain_ae/encoder.keras"}'}
+    assert report.encoder_saw_test_images(folder("cv_old", record, images), tmp_path, record)
+    other_root = {"command": "cv10", "arguments": {"data": "../shared/data/wikiart14", "encoder": ""}}
+    assert not report.encoder_saw_test_images(folder("cv_other_data", other_root, images), tmp_path, other_root)
+    disjoint = {**images, "images.csv": "path,label\nrembrandt/3.jpg,rembrandt\n"}
+    assert not report.encoder_saw_test_images(folder("cv_disjoint", record, disjoint), tmp_path, record)

@@ -52,6 +52,28 @@ def config_changes(record: dict) -> str:
     return text
 
 
+def encoder_saw_test_images(run_dir: Path, runs_root: Path, record: dict) -> bool:
+    """Whether the run's encoder was pre-trained on images it then classified (same data root, same path).
+
+    Runs made before cv10 recorded ``transductive`` say it only this way: the old default pre-trained
+    on the evaluated images themselves.
+    """
+    arguments = record.get("arguments", {})
+    if arguments.get("transductive") or arguments.get("pretraining") or not (run_dir / "encoder.json").exists():
+        return bool(arguments.get("transductive"))
+    encoder = read_json(run_dir / "encoder.json").get("encoder", "")
+    if not encoder.startswith("runs:"):
+        return False
+    pretrain_dir = runs_root / Path(encoder.removeprefix("runs:")).parent
+    if not (pretrain_dir / "pretrain_images.csv").exists() or not (run_dir / "images.csv").exists():
+        return False
+    pretrain_data = read_json(pretrain_dir / "config.json").get("arguments", {}).get("data")
+    if pretrain_data != arguments.get("data"):
+        return False
+    seen = set(pd.read_csv(pretrain_dir / "pretrain_images.csv")["path"])
+    return bool(seen & set(pd.read_csv(run_dir / "images.csv")["path"]))
+
+
 def load_runs(runs_root: Path) -> tuple[list[dict], list[dict]]:
     cv_runs, pretrain_runs = [], []
     for metrics_file in sorted(runs_root.glob("*/metrics.json")):
@@ -59,6 +81,8 @@ def load_runs(runs_root: Path) -> tuple[list[dict], list[dict]]:
         if not (run_dir / "config.json").exists() or not (run_dir / "DONE").exists():
             continue
         record = read_json(run_dir / "config.json")
+        if record["command"] == "cv10" and encoder_saw_test_images(run_dir, runs_root, record):
+            record["arguments"]["transductive"] = True
         entry = {"dir": run_dir, "record": record, "metrics": read_json(metrics_file),
                  "env": read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else {},
                  "changes": config_changes(record)}
