@@ -90,6 +90,17 @@ def test_in_fold_runs_resume_fold_by_fold(synthetic_painters, tmp_path, capsys):
     assert len(pd.read_csv(run_dir / "final_pretrain" / "pretrain_images.csv")) == 60
 
 
+def test_merging_in_fold_subsets_keeps_each_folds_encoder(synthetic_painters, tmp_path):
+    first = run_in_fold(tmp_path / "a", synthetic_painters, "--folds", "0")
+    second = run_in_fold(tmp_path / "b", synthetic_painters, "--folds", "1")
+    cv10.main(["merge", str(first), str(second), "--out", str(tmp_path / "merged")])
+    (merged,) = (tmp_path / "merged").glob("*_cv10_*")
+    assert (merged / "DONE").exists()
+    for fold, source in ((0, first), (1, second)):
+        copied = merged / "folds" / f"fold{fold:02d}_pretrain"
+        assert (copied / "encoder.keras").read_bytes() == (source / "folds" / copied.name / "encoder.keras").read_bytes()
+
+
 def test_in_fold_encoder_models_cache_descriptors_per_fold(synthetic_painters, tmp_path):
     run_dir = run_in_fold(tmp_path, synthetic_painters, "--model", "cae-svm")
     metrics = read_json(run_dir / "metrics.json")

@@ -354,6 +354,7 @@ def merge(argv) -> Path:
 
     from deeppainter.eval import protocol
     from deeppainter.eval.protocol import finish
+    from deeppainter.train.infold import fold_pretrain_dir
 
     args, records = _subcommand_args(argv, "merge", "Combine cv10 runs of different --folds subsets into one result.",
                                      "cv10 run folders of the same configuration")
@@ -377,6 +378,8 @@ def merge(argv) -> Path:
                 shutil.copy2(path, merged / "folds" / path.name)  # scores, choices, timings, histories
         for fold, part in protocol.collect_folds([run_dir]).groupby("fold"):  # predictions, either form
             atomic_write_csv(protocol.fold_file(merged, int(fold)), part)
+            if fold_pretrain_dir(run_dir, int(fold)).is_dir():  # --pretrain-in-fold: the fold's own encoder
+                shutil.copytree(fold_pretrain_dir(run_dir, int(fold)), fold_pretrain_dir(merged, int(fold)))
     atomic_write_json(merged / "merged_from.json", [runs_path(d, merged.parent) for d in args.run_dirs])
     record, _ = load_run_config(merged)
     finish(merged, record, cfg, [merged])
