@@ -87,3 +87,15 @@ def test_pretraining_identity_keeps_what_changes_the_pixels_and_drops_classifier
                                "classifier.head=300,300", "pretrain.epochs=2"])
     assert changes_from_preset(pretraining_identity(cfg, "cpu"), "cpu") == {
         "data.mode": "crop", "data.trim_bars": True, "pretrain.epochs": 2}
+
+
+def test_the_pool_cap_draws_what_pandas_sample_drew():
+    """The committed pool-size runs capped the pool with DataFrame.sample; pretrain_ae and in-fold share the draw."""
+    import pandas as pd
+
+    from deeppainter.train.pretrain import capped_pool
+
+    table = pd.DataFrame({"path": [f"a/{i:03d}.jpg" for i in range(50)]})
+    kept = table.iloc[capped_pool(50, 12, seed=3)]
+    assert list(kept["path"]) == list(table.sample(12, random_state=3).sort_values("path")["path"])
+    assert list(capped_pool(50, 0, seed=3)) == list(range(50)) == list(capped_pool(50, 50, seed=3))

@@ -55,10 +55,11 @@ class InFoldPretrainModel:
     def pretrain(self, pretrain_dir: Path, indices: np.ndarray, seed: int) -> tuple[Path, dict]:
         """Pre-train on ``images[indices]`` only (or reuse the finished run in ``pretrain_dir``); the
         encoder file and what the fold record says about it."""
+        from deeppainter.train.pretrain import capped_pool
+
         cfg = self.ctx.cfg
         indices = np.sort(np.asarray(indices))
-        if cfg.pretrain.max_images and len(indices) > cfg.pretrain.max_images:  # the pool-size cap, as pretrain_ae
-            indices = np.sort(np.random.default_rng(seed).choice(indices, cfg.pretrain.max_images, replace=False))
+        indices = indices[capped_pool(len(indices), cfg.pretrain.max_images, seed)]
         used = [self.paths[i] for i in indices]
         digest = images_digest(used)
         images_file = pretrain_dir / "pretrain_images.csv"

@@ -234,6 +234,17 @@ def pretraining_identity(cfg: Config, preset: str) -> Config:
     return identity
 
 
+def capped_pool(count: int, max_images: int, seed: int) -> np.ndarray:
+    """Positions of the unlabelled pool kept under ``pretrain.max_images`` (0 = all), in order.
+
+    The draw is pandas' ``DataFrame.sample(max_images, random_state=seed)``, which the committed
+    pool-size runs used; pretrain_ae and --pretrain-in-fold share it.
+    """
+    if not max_images or count <= max_images:
+        return np.arange(count)
+    return np.sort(np.random.RandomState(seed).choice(count, max_images, replace=False))
+
+
 def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: Path,
                     exclude: tuple[str, ...] = (), verbose: int = 1) -> Path:
     """Pre-train on every image under ``data`` (minus ``exclude`` folders) in a (resumable) run folder.
@@ -262,8 +273,7 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
         return finished
     run_dir, resumed = open_run("pretrain_ae", preset, seed, cfg, arguments, out_root, upgrade=migrate_run)
     print(f"{'resuming' if resumed else 'writing'} pre-training run {run_dir}")
-    if cfg.pretrain.max_images and len(table) > cfg.pretrain.max_images:
-        table = table.sample(cfg.pretrain.max_images, random_state=seed).sort_values("path")
+    table = table.iloc[capped_pool(len(table), cfg.pretrain.max_images, seed)].sort_values("path")
     images, ok = load_images(list(table["path"]), cfg.data, skipped_csv=run_dir / "skipped.csv", root=data)
     atomic_write_csv(run_dir / "pretrain_images.csv", relative_images(table[ok], data))
     keras.utils.set_random_seed(seed)
