@@ -40,3 +40,18 @@ def test_a_models_recipe_comes_before_the_users_overrides():
     assert args.overrides == ["data.image_size=224"]
     args = cv10.parse_args(["--model", "effnet-lite0-logreg", "--set", "data.image_size=128"])
     assert args.overrides[-1] == "data.image_size=128"  # applied last, so it wins
+
+
+def test_help_and_a_bad_value_never_load_keras():
+    """--help of every command, and cv10's one-line error for a bad --set, come before Keras loads (fast, quiet)."""
+    code = ("import sys, contextlib, io\n"
+            "from deeppainter.cli import bench, cv10, evaluate, explain, predict, pretrain_ae, report, scrape, standardize\n"
+            "for command in (bench, cv10, evaluate, explain, predict, pretrain_ae, report, scrape, standardize):\n"
+            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "        command.main(['--help'])\n"
+            "with contextlib.suppress(SystemExit):\n"
+            "    cv10.main(['--set', 'classifier.dropout=1.5'])\n"
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'Keras was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "error: classifier.dropout=1.5 is out of range: it must be [0, 1)"

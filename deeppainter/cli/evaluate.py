@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from deeppainter.cli import common
-from deeppainter.data.datasets import list_labelled, load_images
 from deeppainter.errors import UserError
-from deeppainter.eval import metrics
-from deeppainter.eval.inference import load_final_model
 from deeppainter.runs import (
     images_digest,
     mark_done,
@@ -38,6 +33,12 @@ def parse_args(argv=None):
 def run(args) -> Path:
     cfg = common.resolve_config(args)
     common.seed_everything(args.seed)
+    import pandas as pd
+
+    from deeppainter.data.datasets import list_labelled, load_images
+    from deeppainter.eval import metrics
+    from deeppainter.eval.inference import load_final_model
+
     final = load_final_model(args.run)
     table = list_labelled(args.data)
     unknown = sorted(set(table["label"]) - set(final.classes))

@@ -16,12 +16,6 @@ import pandas as pd
 from deeppainter.cli import common
 from deeppainter.cli.predict import add_model_arguments, output_folder, timestamp
 from deeppainter.errors import UserError
-from deeppainter.eval.explain import grad_cam, overlay_png
-from deeppainter.eval.inference import (
-    expand_inputs,
-    load_final_model,
-    standardise_files,
-)
 from deeppainter.runs import atomic_write_bytes, atomic_write_csv
 
 
@@ -39,7 +33,10 @@ def parse_args(argv=None):
 def run(args) -> Path:
     from tqdm.auto import tqdm
 
-    common.seed_everything(args.seed)
+    common.seed_everything(args.seed)  # imports Keras quietly, before Grad-CAM's modules do
+    from deeppainter.eval.explain import grad_cam, overlay_png
+    from deeppainter.eval.inference import expand_inputs, load_final_model, standardise_files
+
     final = load_final_model(args.run)
     if not final.is_neural:
         raise UserError(f"--run {args.run}: Grad-CAM needs a neural model (cae or a backbone), but this run "

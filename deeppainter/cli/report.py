@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from deeppainter.cli.common import entry_point
-from deeppainter.eval.report import render
 from deeppainter.runs import atomic_write_text
 
 
@@ -18,6 +17,8 @@ def main(argv=None):
                         help="first rewrite old run folders under runs/ to portable paths and compact fold files "
                              "(one-off; numbers unchanged)")
     args = parser.parse_args(argv)
+    from deeppainter.eval.report import render
+
     if args.migrate:
         from deeppainter.data.migrate import migrate_runs
 
