@@ -31,11 +31,15 @@ def parse_args(argv=None):
 
 
 def run(args) -> Path:
-    from tqdm.auto import tqdm
+    from deeppainter.progress import progress
 
     common.seed_everything(args.seed)  # imports Keras quietly, before Grad-CAM's modules do
     from deeppainter.eval.explain import grad_cam, overlay_png
-    from deeppainter.eval.inference import expand_inputs, load_final_model, standardise_files
+    from deeppainter.eval.inference import (
+        expand_inputs,
+        load_final_model,
+        standardise_files,
+    )
 
     final = load_final_model(args.run)
     if not final.is_neural:
@@ -48,7 +52,7 @@ def run(args) -> Path:
     images, reasons = standardise_files(paths, final)
     folder = output_folder(args, "explain", final.name) / f"gradcam_{timestamp()}"
     readable, rows = iter(images), []
-    for number, (path, reason) in enumerate(tqdm(list(zip(paths, reasons)), desc="Grad-CAM", unit="img", disable=None)):
+    for number, (path, reason) in enumerate(progress(list(zip(paths, reasons)), desc="Grad-CAM", unit="img")):
         if reason:
             print(f"{path}: unreadable ({reason})")
             rows.append({"path": str(path), "error": reason})

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="size cap per image download")
     parser.add_argument("--allowed-hosts", default=",".join(DEFAULT_IMAGE_HOSTS), metavar="PATTERNS",
                         help="comma-separated host patterns images may come from, besides the base URL's host")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from deeppainter.config import DataConfig
 from deeppainter.errors import UserError
+from deeppainter.progress import progress as progress_bar
 from deeppainter.runs import atomic_npy, atomic_write_csv, sample_dir  # noqa: F401  (sample_dir: re-exported)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -131,8 +131,8 @@ def load_images(paths: list[str], cfg: DataConfig, workers: int = 2, progress: b
                     return str(exc)
 
             with ThreadPoolExecutor(max(1, workers)) as pool:
-                reasons = list(tqdm(pool.map(decode, range(len(paths))), total=len(paths), disable=None if progress else True,
-                                    desc=f"decoding {len(paths)} images at {size}px", unit="img"))
+                reasons = list(progress_bar(pool.map(decode, range(len(paths))), total=len(paths), enabled=progress,
+                                            desc=f"decoding {len(paths)} images at {size}px", unit="img"))
         status = {"reasons": reasons}
         status_file.write_text(json.dumps(status))
     reasons = status["reasons"]

@@ -359,9 +359,9 @@ def _decode(data: bytes) -> tuple[int, int]:
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
+    from deeppainter.progress import progress
 
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr, leave=True)
+    return progress(total=total, desc=desc, unit="img", enabled=enabled)
 
 
 # --------------------------------------------------------------------------- summary

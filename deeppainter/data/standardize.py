@@ -34,7 +34,6 @@ import io
 import json
 import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -399,10 +398,9 @@ def _is_up_to_date(source: Path, output: Path, since_ns: float) -> bool:
 
 
 def _run_tasks(jobs: list[tuple[str, str, dict]], workers: int, progress: bool):
-    from tqdm import tqdm
+    from deeppainter.progress import progress as progress_bar
 
-    bar = tqdm(total=len(jobs), unit="img", desc="standardize", disable=not progress or not jobs,
-               file=sys.stderr)
+    bar = progress_bar(total=len(jobs), unit="img", desc="standardize", enabled=progress and bool(jobs))
     try:
         if workers <= 1 or len(jobs) < 2:
             for job in jobs:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from deeppainter.data.datasets import IMAGE_SUFFIXES
 from deeppainter.errors import UserError
+from deeppainter.progress import progress as progress_bar
 from deeppainter.runs import read_json
 
 FINAL_JSON = "final_model.json"
@@ -116,8 +116,7 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
 
     data_cfg = final.data_config()
     images, reasons = [], []
-    for path in tqdm(paths, desc=f"standardising to {data_cfg.image_size}px", unit="img",
-                     disable=None if progress else True):
+    for path in progress_bar(paths, desc=f"standardising to {data_cfg.image_size}px", unit="img", enabled=progress):
         try:
             if not Path(path).is_file():
                 raise UnreadableImage(path, "no such file")

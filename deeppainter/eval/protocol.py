@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from deeppainter.config import Config
 from deeppainter.data.splits import label_indices, make_folds
 from deeppainter.eval import metrics
 from deeppainter.eval.published import PUBLISHED, task_name
+from deeppainter.progress import progress
 from deeppainter.runs import (
     PATH_FORMAT,
     atomic_write_csv,
@@ -45,7 +45,7 @@ def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, se
     todo = [k for k in selected if k not in finished]
     if len(todo) < len(selected):
         print(f"resuming: folds {sorted(set(selected) - set(todo))} already finished, skipping them")
-    for fold in tqdm(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold", disable=None):
+    for fold in progress(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold"):
         train_idx, test_idx = folds[fold]
         start = time.perf_counter()
         probabilities, info, history = model.fit_predict(fold, train_idx, test_idx, labels)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
 from deeppainter.data.batches import ArrayBatches
+from deeppainter.progress import progress
 
 
 def encoder_descriptors(encoder: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -19,7 +19,7 @@ def encoder_descriptors(encoder: keras.Model, images: np.ndarray, batch_size: in
     probe = keras.Model(encoder.inputs, [layer.output for layer in conv_layers])
     batches = ArrayBatches(images, np.arange(len(images)), batch_size=batch_size, shuffle=False)
     rows = []
-    for index in tqdm(range(len(batches)), desc="encoder style descriptors", unit="batch", disable=None):
+    for index in progress(range(len(batches)), desc="encoder style descriptors", unit="batch"):
         outputs = probe(batches.inputs(batches.batch_indices(index)), training=False)
         parts = []
         for maps in outputs if isinstance(outputs, (list, tuple)) else [outputs]:

@@ -6,13 +6,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from deeppainter.config import Config
 from deeppainter.data.batches import ArrayBatches
 from deeppainter.data.splits import inner_split
 from deeppainter.models.classifier import build_classifier, build_head, make_optimizer
 from deeppainter.models.registry import FoldContext
+from deeppainter.progress import progress
 from deeppainter.runs import atomic_npy
 from deeppainter.train import distribute, keras_head
 from deeppainter.train.keras_head import CompiledHead, balanced_class_weight
@@ -53,8 +53,7 @@ class EncoderHeadModel:
         batches = ArrayBatches(self.images, np.arange(len(self.images)), batch_size=64, shuffle=False)
         shape = (len(self.images),) + tuple(encoder.output_shape[1:])
         with atomic_npy(feature_file, "float32", shape) as features:
-            for index in tqdm(range(len(batches)), desc="encoding images once (frozen encoder)", unit="batch",
-                                  disable=None):
+            for index in progress(range(len(batches)), desc="encoding images once (frozen encoder)", unit="batch"):
                 rows = batches.batch_indices(index)
                 features[rows] = keras.ops.convert_to_numpy(encoder(batches.inputs(rows), training=False))
         return np.load(feature_file, mmap_mode="r")

@@ -48,16 +48,15 @@ def _tap_model(start_block: int, input_size: int):
 
 def tap_activations(start_block: int, images: np.ndarray) -> np.ndarray:
     """What enters block ``start_block`` for uint8 RGB squares, float32 (N, h, w, c)."""
-    from tqdm.auto import tqdm
+    from deeppainter.progress import progress
 
     tap = _tap_model(start_block, images.shape[1])
     out = np.empty((len(images), *tap.output_shape[1:]), np.float32)
-    with tqdm(total=len(images), desc=f"efficientnet-lite0 to block {start_block}", unit="img",
-              disable=None) as progress:
+    with progress(total=len(images), desc=f"efficientnet-lite0 to block {start_block}", unit="img") as bar:
         for start in range(0, len(images), EXTRACT_BATCH):
             batch = images[start:start + EXTRACT_BATCH].astype(np.float32)
             out[start:start + len(batch)] = np.asarray(tap.predict_on_batch(batch))
-            progress.update(len(batch))
+            bar.update(len(batch))
     return out
 
 

@@ -119,15 +119,15 @@ def extract_features(name: str, images: np.ndarray, batch_size: int = 32) -> np.
         raise UserError(f"extract_features wants uint8 (N, S, S, 3) RGB squares, got {images.dtype} {images.shape}")
     if batch_size < 1:
         raise UserError(f"batch_size must be at least 1, got {batch_size}")
-    from tqdm.auto import tqdm
+    from deeppainter.progress import progress
 
     run = _RUNNERS[name]
     out = np.empty((len(images), spec["feature_dim"]), np.float32)
-    with tqdm(total=len(images), desc=name, unit="img", disable=None) as progress:
+    with progress(total=len(images), desc=name, unit="img") as bar:
         for start in range(0, len(images), batch_size):
             batch = resize_squares(images[start:start + batch_size], spec["input_size"])
             out[start:start + len(batch)] = run(batch)
-            progress.update(len(batch))
+            bar.update(len(batch))
     return out
 
 
