@@ -40,6 +40,7 @@ from deeppainter.data.wikiart import (
     is_placeholder,
 )
 from deeppainter.errors import UserError
+from deeppainter.progress import progress
 from deeppainter.runs import atomic_write_bytes, atomic_write_text
 
 MANIFEST_COLUMNS = ["artist_slug", "content_id", "title", "year", "image_url", "status", "reason", "path",
@@ -218,8 +219,8 @@ class Scraper:
         rng.shuffle(ordered)
         todo = [work for work in ordered if not self._settled(work, source)]
         ok = self.ok_count(folder_slug)
-        bar = _progress_bar(total=len(todo) if cap is None else min(len(todo), max(0, cap - ok)),
-                            desc=folder_slug[:30], enabled=self.progress)
+        bar = progress(total=len(todo) if cap is None else min(len(todo), max(0, cap - ok)),
+                       desc=folder_slug[:30], unit="img", enabled=self.progress)
         try:
             with ThreadPoolExecutor(self.workers) as pool:
                 while todo and (cap is None or ok < cap):
@@ -356,12 +357,6 @@ def _decode(data: bytes) -> tuple[int, int]:
             return image.size
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise ValueError(f"undecodable image: {type(exc).__name__}: {exc}") from None
-
-
-def _progress_bar(total: int, desc: str, enabled: bool):
-    from deeppainter.progress import progress
-
-    return progress(total=total, desc=desc, unit="img", enabled=enabled)
 
 
 # --------------------------------------------------------------------------- summary

@@ -59,8 +59,10 @@ def encoder_saw_test_images(run_dir: Path, runs_root: Path, record: dict) -> boo
     on the evaluated images themselves.
     """
     arguments = record.get("arguments", {})
-    if arguments.get("transductive") or arguments.get("pretraining") or not (run_dir / "encoder.json").exists():
-        return bool(arguments.get("transductive"))
+    if arguments.get("transductive"):
+        return True
+    if arguments.get("pretraining") or not (run_dir / "encoder.json").exists():  # in-fold, or no encoder
+        return False
     encoder = read_json(run_dir / "encoder.json").get("encoder", "")
     if not encoder.startswith("runs:"):
         return False

@@ -87,18 +87,21 @@ def cv_cache_comparison(cfg: Config, images: np.ndarray, labels: np.ndarray, enc
     from deeppainter.train.cae_model import EncoderHeadModel
 
     folds = make_folds(labels, cfg.cv.folds, seed)
+
+    def run_folds(use_cache: bool, cache_dir: Path):  # the cached path's one-off encoding is timed too
+        model = EncoderHeadModel(encoder_path, cfg, images, int(labels.max()) + 1, seed, cache_dir,
+                                 use_cache=use_cache)
+        return model, np.concatenate([model.fit_predict(k, train, test, labels)[0]
+                                      for k, (train, test) in enumerate(folds)])
+
     seconds, probabilities, models = {True: [], False: []}, {True: [], False: []}, {}
     order = [(True, False) if r % 2 == 0 else (False, True) for r in range(repeats)]
     for round_, paths in enumerate(order):
         for use_cache in paths:
-            start = time.perf_counter()  # the cached path's one-off encoding counts
-            model = EncoderHeadModel(encoder_path, cfg, images, int(labels.max()) + 1, seed,
-                                     cache_root / f"{'cached' if use_cache else 'uncached'}{round_}",
-                                     use_cache=use_cache)
-            predicted = [model.fit_predict(k, train, test, labels)[0] for k, (train, test) in enumerate(folds)]
-            seconds[use_cache].append(time.perf_counter() - start)
-            probabilities[use_cache].append(np.concatenate(predicted))
-            models[use_cache] = model
+            cache_dir = cache_root / f"{'cached' if use_cache else 'uncached'}{round_}"
+            elapsed, (models[use_cache], predicted) = timed(run_folds, use_cache, cache_dir)
+            seconds[use_cache].append(elapsed)
+            probabilities[use_cache].append(predicted)
     test_order = np.concatenate([test for _, test in folds])
     correct = {key: float((probs[0].argmax(1) == labels[test_order]).mean()) for key, probs in probabilities.items()}
     best = {key: min(times) for key, times in seconds.items()}
