@@ -2,7 +2,9 @@
 
 A run folder is ``<out>/<UTC time>_<command>_<preset>_seed<k>/`` holding ``config.json``
 (resolved config + command arguments), ``env.json`` (versions, backend, devices, git commit)
-and whatever the command adds. An unfinished run with the same fingerprint is resumed.
+and whatever the command adds. An unfinished run with the same fingerprint is resumed, and a finished
+one is reused, unless it is committed in git: committed run folders are the project's record of what it
+measured, not the user's cache, so a fresh clone computes its own.
 
 Recorded paths are portable (``portable_path``/``resolve_path``): the data root once in
 ``arguments.data`` as given (``sample:`` for the embedded sample), image paths relative to it, run files
@@ -309,21 +311,37 @@ def fingerprint(command: str, preset: str, cfg: config_lib.Config, arguments: di
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def committed_runs(out_root: Path) -> set[str]:
+    """Names of the run folders under ``out_root`` whose config.json is tracked by git (empty outside a
+    git work tree, or without git)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--", ":(glob)*/config.json"], cwd=out_root,
+                                capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if listed.returncode != 0:  # not a git work tree
+        return set()
+    return {Path(name).parts[0] for name in listed.stdout.decode("utf-8", "replace").split("\0") if name}
+
+
 def find_run(command: str, preset: str, seed: int, cfg: config_lib.Config, arguments: dict,
              out_root: Path = DEFAULT_RUNS_ROOT, done: bool = False, upgrade=None) -> Path | None:
     """The newest run folder with this exact fingerprint that is finished (``done``) or not.
 
+    Folders committed in git are never found: they are the record of a result (and lack the ignored
+    weights and caches), so the same command on a fresh clone runs instead of replaying them.
     A folder of the old form (absolute paths) with the old fingerprint counts too when ``upgrade``
     (data.migrate.migrate_run, given by the callers above this layer) can make it portable in place.
     """
     out_root = Path(out_root)
     if not out_root.is_dir():
         return None
+    committed = committed_runs(out_root)
     wanted = fingerprint(command, preset, cfg, {**arguments, "seed": seed})
     legacy = fingerprint(command, preset, cfg, {**_legacy_arguments(arguments, out_root), "seed": seed})
     for candidate in sorted(out_root.glob(f"*_{command}_{preset}_seed{seed}"), reverse=True):
         config_file = candidate / "config.json"
-        if not config_file.is_file() or (candidate / "DONE").exists() != done:
+        if not config_file.is_file() or (candidate / "DONE").exists() != done or candidate.name in committed:
             continue
         record = read_json(config_file)
         if record.get("fingerprint") == wanted:

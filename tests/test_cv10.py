@@ -236,3 +236,23 @@ def test_main_job_table_puts_every_model_beside_the_published_rows(synthetic_pai
     ours = [line for line in out.splitlines() if line.strip().startswith("ours (this run)")]
     assert len(ours) == 2 and "features-knn" in ours[0] and "features-svm" in ours[1]
     assert out.count("features-knn") == 1  # synthetic painters: no published row for this task
+
+
+def test_committed_runs_are_a_record_not_a_cache(synthetic_painters, tmp_path, capsys):
+    import shutil
+    import subprocess
+
+    out = tmp_path / "runs"
+    (first,) = run_cv10(out, synthetic_painters, "--model", "features-knn")
+    capsys.readouterr()
+    assert run_cv10(out, synthetic_painters, "--model", "features-knn") == [first]  # the user's own run: reused
+    said = capsys.readouterr().out
+    assert "already finished here" in said and "--fresh runs it again" in said
+    (second,) = set(run_cv10(out, synthetic_painters, "--model", "features-knn", "--fresh")) - {first}
+    shutil.rmtree(second)
+    # Committed (tracked by git): the project's record, never replayed as if the user had run it.
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "runs"], cwd=tmp_path, check=True)
+    capsys.readouterr()
+    runs = run_cv10(out, synthetic_painters, "--model", "features-knn")
+    assert len(runs) == 2 and "already finished" not in capsys.readouterr().out

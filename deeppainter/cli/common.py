@@ -45,6 +45,13 @@ def make_parser(prog: str, description: str, default_preset: str = "cpu", **kwar
     return parser
 
 
+def add_fresh_option(parser: argparse.ArgumentParser) -> None:
+    """``--fresh``: a new run folder even where the same command ran (or half ran) here before."""
+    parser.add_argument("--fresh", action="store_true",
+                        help="start a new run folder instead of resuming an unfinished run of this same command "
+                             "or reusing a finished one (run folders committed in git are never reused)")
+
+
 class _DeprecatedRunAlias(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"warning: {option_string} RUN_DIR is deprecated and goes in the next release; use --run RUN_DIR",

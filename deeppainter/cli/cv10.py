@@ -88,6 +88,7 @@ def parse_args(argv=None):
                         help="also run the paper's Table 1 baselines in the same folds and print one table of all "
                              "(the RBM rows take minutes); default: on for the main job (the embedded sample, "
                              "--model cae, all folds), with the fast rows only")
+    common.add_fresh_option(parser)
     parser.add_argument("--workers", type=int, default=2, help="threads decoding images")
     parser.add_argument("--verbose", action="store_true", help="show Keras progress for every epoch")
     args = parser.parse_args(argv)
@@ -203,7 +204,7 @@ def prepare_encoder(args, cfg, classes, data: Path, run_dir: Path, source=None) 
         pretrain_data = resolve_path(args.pretrain_data) if args.pretrain_data else data
         exclude = () if transductive else pretrain_exclusions(args, classes)
         pretrain_dir = pretraining_run(cfg, args.preset, args.seed, args.out, pretrain_data, exclude,
-                                       verbose=1 if args.verbose else 2)
+                                       verbose=1 if args.verbose else 2, fresh=args.fresh)
         encoder_path = pretrain_dir / "encoder.keras"
     atomic_write_json(run_dir / "encoder.json", {"encoder": runs_path(encoder_path, run_dir.parent),
                                                  "transductive": transductive})
@@ -287,18 +288,21 @@ def run(args) -> Path:
             # Grouped folds differ from the plain stratified ones: a run made (or half made) before
             # duplicates were grouped is another run, never resumed or reported as this one.
             arguments["duplicate_groups"] = hashlib.sha256(groups.tobytes()).hexdigest()[:16]
-    finished = find_run("cv10", args.preset, args.seed, cfg, arguments, args.out, done=True,
-                        upgrade=migrate_run)
+    finished = None if args.fresh else find_run("cv10", args.preset, args.seed, cfg, arguments, args.out,
+                                                 done=True, upgrade=migrate_run)
     if finished is not None and (not args.save_final_model or (finished / "final_model.json").exists()):
-        # Every fold of this exact run is finished: nothing to train again (use another --seed or --out for a repeat).
-        print(f"already finished: {finished}")
+        # Every fold of this exact run is finished: nothing to train again.
+        print(f"already finished here: {finished} (same command, data and settings); showing its results — "
+              f"--fresh runs it again")
         print(pd.read_csv(finished / "paper_table.csv").fillna("").to_string(index=False))
         return finished
     if finished is not None:  # only the final model is missing: add it to the finished run
         run_dir, resumed = finished, True
     else:
-        run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out, upgrade=migrate_run)
-    print(f"{'resuming' if resumed else 'writing'} cv10 run {run_dir}")
+        run_dir, resumed = open_run("cv10", args.preset, args.seed, cfg, arguments, args.out, resume=not args.fresh,
+                                    upgrade=migrate_run)
+    print(f"resuming cv10 run {run_dir} (started before with the same command; --fresh starts a new one)"
+          if resumed else f"writing cv10 run {run_dir}")
     images, ok = load_images(list(table["path"]), cfg.data, workers=args.workers,
                              skipped_csv=run_dir / "skipped.csv", root=data)
     if not ok.all():

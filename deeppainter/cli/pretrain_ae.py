@@ -16,6 +16,7 @@ def parse_args(argv=None):
                              "evaluate on: vincent-van-gogh,rembrandt,pierre-auguste-renoir")
     parser.add_argument("--dry-run", action="store_true",
                         help="build the preset's model, print its summary (Total params) and exit")
+    common.add_fresh_option(parser)
     return parser.parse_args(argv)
 
 
@@ -35,6 +36,6 @@ def main(argv=None):
     common.seed_everything(args.seed)
     exclude = tuple(c.strip() for c in args.exclude.split(",") if c.strip())
     run_dir = pretraining_run(cfg, args.preset, args.seed, args.out, args.data or sample_dir(), exclude,
-                              verbose=common.progress_verbose())
+                              verbose=common.progress_verbose(), fresh=args.fresh)
     print(f"run folder: {run_dir}")
     return 0

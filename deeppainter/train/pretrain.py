@@ -246,10 +246,11 @@ def capped_pool(count: int, max_images: int, seed: int) -> np.ndarray:
 
 
 def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: Path,
-                    exclude: tuple[str, ...] = (), verbose: int = 1) -> Path:
+                    exclude: tuple[str, ...] = (), verbose: int = 1, fresh: bool = False) -> Path:
     """Pre-train on every image under ``data`` (minus ``exclude`` folders) in a (resumable) run folder.
 
-    A finished run with the same fingerprint is reused as it is, so cv10 re-runs never pre-train twice.
+    A finished run with the same fingerprint is reused as it is, so cv10 re-runs never pre-train twice;
+    ``fresh`` starts a new run folder instead.
     """
     from deeppainter.data.datasets import list_unlabelled, load_images
     from deeppainter.runs import (
@@ -267,12 +268,15 @@ def pretraining_run(cfg: Config, preset: str, seed: int, out_root: Path, data: P
     # Portable paths; the image list relative to the data stands for the data in the fingerprint.
     arguments = {"data": portable_path(data), "exclude": sorted(exclude),
                  "images": images_digest([portable_path(p, data) for p in table["path"]])}
-    finished = find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True, upgrade=migrate_run)
+    finished = None if fresh else find_run("pretrain_ae", preset, seed, cfg, arguments, out_root, done=True,
+                                           upgrade=migrate_run)
     if finished is not None:
-        print(f"re-using finished pre-training run {finished}")
+        print(f"re-using finished pre-training run {finished} (same settings and images; --fresh pre-trains again)")
         return finished
-    run_dir, resumed = open_run("pretrain_ae", preset, seed, cfg, arguments, out_root, upgrade=migrate_run)
-    print(f"{'resuming' if resumed else 'writing'} pre-training run {run_dir}")
+    run_dir, resumed = open_run("pretrain_ae", preset, seed, cfg, arguments, out_root, resume=not fresh,
+                                upgrade=migrate_run)
+    print(f"resuming unfinished pre-training run {run_dir} (--fresh starts a new one)" if resumed
+          else f"writing pre-training run {run_dir}")
     table = table.iloc[capped_pool(len(table), cfg.pretrain.max_images, seed)].sort_values("path")
     images, ok = load_images(list(table["path"]), cfg.data, skipped_csv=run_dir / "skipped.csv", root=data)
     atomic_write_csv(run_dir / "pretrain_images.csv", relative_images(table[ok], data))
