@@ -10,6 +10,8 @@ from deeppainter.cli import cv10
 from deeppainter.config import DataConfig
 from deeppainter.data import splits
 from deeppainter.data.datasets import list_labelled, load_images, sample_dir
+from deeppainter.eval.comparison import comparison_table, render
+from deeppainter.eval.published import PAPER3
 from deeppainter.runs import read_json
 from deeppainter.train.cae_model import EncoderHeadModel
 
@@ -231,11 +233,17 @@ def test_main_job_table_puts_every_model_beside_the_published_rows(synthetic_pai
     run_dirs = [run_cv10(tmp_path / name, synthetic_painters, "--model", name)[0]
                 for name in ("features-knn", "features-svm")]
     capsys.readouterr()
-    cv10.print_table1(run_dirs)
+    cv10.print_table(run_dirs)
     out = capsys.readouterr().out
-    ours = [line for line in out.splitlines() if line.strip().startswith("ours (this run)")]
-    assert len(ours) == 2 and "features-knn" in ours[0] and "features-svm" in ours[1]
-    assert out.count("features-knn") == 1  # synthetic painters: no published row for this task
+    assert [line.split()[0] for line in out.splitlines()[3:5]] == ["features-knn", "features-svm"]
+    assert out.count("features-knn") == 1  # synthetic painters: no published column or row for this task
+    # On the paper's task each published source is a column beside our row, and its other methods follow.
+    summaries = [{**read_json(d / "metrics.json"), "classes": list(PAPER3)} for d in run_dirs]
+    table, notes = comparison_table(summaries)
+    assert list(table.columns[-2:]) == ["D&N 2016", "A&T 2021"] and len(notes) == 2
+    assert table.loc[1, "D&N 2016"] == "68.33" and table.loc[1, "method"] == "features-svm"
+    assert list(table["method"]).count("features-knn") == 1 and table["method"].str.startswith("rbm-").sum() == 3
+    assert max(map(len, render(summaries).splitlines())) <= 100
 
 
 def test_committed_runs_are_a_record_not_a_cache(synthetic_painters, tmp_path, capsys):

@@ -233,7 +233,6 @@ def run(args) -> Path:
     # A bad value or path is reported before Keras loads (seconds), as --help is.
     cfg = common.resolve_config(args)
     import numpy as np
-    import pandas as pd
 
     from deeppainter.data.datasets import (
         list_labelled,
@@ -294,7 +293,6 @@ def run(args) -> Path:
         # Every fold of this exact run is finished: nothing to train again.
         print(f"already finished here: {finished} (same command, data and settings); showing its results — "
               f"--fresh runs it again")
-        print(pd.read_csv(finished / "paper_table.csv").fillna("").to_string(index=False))
         return finished
     if finished is not None:  # only the final model is missing: add it to the finished run
         run_dir, resumed = finished, True
@@ -387,6 +385,7 @@ def merge(argv) -> Path:
     atomic_write_json(merged / "merged_from.json", [runs_path(d, merged.parent) for d in args.run_dirs])
     record, _ = load_run_config(merged)
     finish(merged, record, cfg, [merged])
+    print_table([merged])
     return merged
 
 
@@ -424,6 +423,7 @@ def ensemble(argv) -> Path:
         atomic_write_csv(protocol.fold_file(run_dir, int(fold)), part)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
+    print_table([run_dir])
     return run_dir
 
 
@@ -458,7 +458,7 @@ def main(argv=None):
         for name in names:
             print(f"\nTable 1 baseline {name}, same folds:")
             run_dirs.append(run(argparse.Namespace(**{**vars(args), "model": name, "save_final_model": False})))
-        print_table1(run_dirs)
+    print_table(run_dirs)
     return 0
 
 
@@ -467,16 +467,11 @@ def main(argv=None):
 MAIN_JOB_BASELINES = ("features-knn", "features-svm")
 
 
-def print_table1(run_dirs: list[Path]) -> None:
-    """One table: every model's row of its paper_table.csv, then the published rows once."""
-    import pandas as pd
+def print_table(run_dirs: list[Path]) -> None:
+    """The command's one table: its finished runs' rows beside the published numbers (eval/comparison.py)."""
+    from deeppainter.eval.comparison import render_runs
 
-    tables = [pd.read_csv(d / "paper_table.csv", keep_default_na=False) for d in run_dirs
-              if (d / "paper_table.csv").is_file()]
-    if not tables:
-        return
-    ours = pd.concat([table.iloc[:1] for table in tables], ignore_index=True)
-    table = pd.concat([ours, tables[0].iloc[1:]], ignore_index=True).fillna("")
-    print("\nThe paper's Table 1 in the same folds (percent, mean ± std over folds), with the published numbers:")
-    print(table.to_string(index=False))
-    print("run folders: " + ", ".join(d.name for d in run_dirs))
+    table = render_runs(run_dirs)
+    if table:
+        print("\n" + table)
+        print("run folders: " + ", ".join(d.name for d in run_dirs))

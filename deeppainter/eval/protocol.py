@@ -1,4 +1,4 @@
-"""The 10-fold protocol: folds, resume, and the run's reports and paper table.
+"""The 10-fold protocol: folds, resume, and the run's reports.
 
 ``run_protocol`` is the whole protocol in one function: scikit-learn stratified folds
 (``data.splits.make_folds``, near-duplicates grouped inside one fold), one out-of-fold prediction
@@ -16,7 +16,8 @@ import pandas as pd
 from deeppainter.config import Config
 from deeppainter.data.splits import label_indices, make_folds
 from deeppainter.eval import metrics
-from deeppainter.eval.published import PUBLISHED, task_name
+from deeppainter.eval.comparison import comparison_table, model_label
+from deeppainter.eval.published import task_name
 from deeppainter.progress import progress
 from deeppainter.runs import (
     PATH_FORMAT,
@@ -112,16 +113,6 @@ def fold_infos(run_dirs: list[Path]) -> list[dict]:
     return [read_json(f) for run_dir in run_dirs for f in sorted((Path(run_dir) / "folds").glob("fold??.json"))]
 
 
-def paper_table(summary: dict, model: str, classes: list[str]) -> pd.DataFrame:
-    rows = [{"source": "ours (this run)", "model": model,
-             **{m: metrics.format_percent(summary[f"{m}_mean"], summary[f"{m}_std"]) for m in metrics.METRICS},
-             "95% CI (acc)": "–".join(f"{100 * v:.1f}" for v in summary["accuracy_ci95"])}]
-    for source, published_model, values in PUBLISHED.get(task_name(classes), []):
-        rows.append({"source": source, "model": published_model,
-                     **{m: f"{values[m]:.2f}" if m in values else "" for m in metrics.METRICS}})
-    return pd.DataFrame(rows).fillna("")
-
-
 def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | None:
     """Aggregate when every fold is present; write the reports and return the summary."""
     predictions = collect_folds(folds_dirs)
@@ -139,8 +130,6 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
     model = record["arguments"]["model"]
     transductive = bool(record["arguments"].get("transductive", False))
     in_fold = record["arguments"].get("pretraining") == "in-fold"  # train.infold: one encoder per fold, no test image
-    label = " (transductive pre-training)" if transductive else " (in-fold pre-training)" if in_fold else ""
-    table = paper_table(summary, model + label, classes)
     extra = {"model": model, "transductive": transductive, "task": task_name(classes), "preset": record["preset"],
              **({"pretraining": "in-fold"} if in_fold else {}),
              "experiment": record["arguments"].get("experiment", ""),
@@ -148,12 +137,12 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
              "fold_details": infos}
     metrics.write_reports(run_dir, predictions, summary, extra,
                           title=f"{model}, {len(predictions)} images, {cfg.cv.folds}-fold CV")
-    atomic_write_csv(run_dir / "paper_table.csv", table)
-    print(f"\n{cfg.cv.folds}-fold cross validation, {len(predictions)} images, {len(classes)} classes "
-          f"(percent, mean ± std over folds):")
-    print(table.to_string(index=False))
-    for pair in summary["most_confused"][:3]:
-        print(f"most confused: {pair['pair']} ({pair['confusions']} images)")
+    summary = {**summary, **extra}
+    atomic_write_csv(run_dir / "paper_table.csv", comparison_table([summary])[0])
+    confused = summary["most_confused"][:1]
+    print(f"{model_label(summary)}: accuracy {metrics.format_percent(summary['accuracy_mean'], summary['accuracy_std'])}"
+          f" over {cfg.cv.folds} folds, {len(predictions)} images"
+          + "".join(f"; most confused: {p['pair']} ({p['confusions']} images)" for p in confused))
     mark_done(run_dir)
     compact_folds(run_dir)  # after DONE: until then the per-fold CSVs are the resume markers
     print(f"run folder: {run_dir}")
