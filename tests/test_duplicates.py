@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from deeppainter.data.duplicates import duplicates_table, find_duplicates
+from deeppainter.data.duplicates import choose_threshold, duplicates_table, find_duplicates
 from deeppainter.data.splits import make_folds
 
 
@@ -30,7 +30,38 @@ def test_near_and_exact_duplicates_are_grouped(tmp_path):
     table = duplicates_table(paths, groups, pairs)
     assert len(table) == 4 and list(table.columns) == ["path", "group", "reason"]
     assert any("identical bytes" in r for r in table["reason"])
-    assert any("thumbnail correlation" in r for r in table["reason"])
+    assert any("thumbnail similarity" in r for r in table["reason"])
+
+
+def _padded(painting: np.ndarray, height: int) -> np.ndarray:
+    """``painting`` resized to 64 × ``height`` in the middle of a black 64 × 64 square (an earlier padding)."""
+    square = np.zeros((64, 64, 3), dtype=np.uint8)
+    top = (64 - height) // 2
+    square[top:top + height] = np.asarray(Image.fromarray(painting).resize((64, height), Image.BILINEAR))
+    return square
+
+
+def test_padding_bars_neither_make_nor_hide_one_work(tmp_path):
+    rng = np.random.default_rng(0)
+    works = [np.kron(rng.integers(0, 255, (6, 8, 3)), np.ones((8, 8, 1))).astype("uint8") for _ in range(2)]
+    views = {"a_wide_bars": _padded(works[0], 24), "b_wide_bars": _padded(works[1], 24),  # same bars, other works
+             "a_thin_bars": _padded(works[0], 48)}  # the first work again, padded to another shape
+    paths = []
+    for name, pixels in views.items():
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray(pixels).save(paths[-1])
+    groups, _ = find_duplicates(paths, threshold=0.8169)
+    assert groups[0] == groups[2] and groups[0] != groups[1]
+
+
+def test_threshold_has_the_best_f1_above_the_floor():
+    scores = np.array([0.99, 0.95, 0.90, 0.85, 0.80, 0.70])
+    same = np.array([True, True, True, False, True, False])
+    threshold, counts = choose_threshold(scores, same, floor=0.5)
+    assert 0.70 < threshold < 0.80 and counts["true_pairs_found"] == 4 and counts["false_pairs"] == 1
+    threshold, counts = choose_threshold(scores, same, floor=0.86)  # pairs between painters reach 0.86
+    assert 0.86 < threshold < 0.90 and counts == {"f1": 6 / 7, "true_pairs_found": 3, "false_pairs": 0,
+                                                   "true_pairs_missed": 1}
 
 
 def test_group_folds_keep_groups_together_and_no_groups_keeps_old_folds():

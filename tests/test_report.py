@@ -50,8 +50,10 @@ def test_changes_are_counted_from_the_models_recipe_and_the_fold_regime_is_a_mar
         "classifier.probe_view=grey"
     ungrouped = record("effnet-lite0-logreg", [*recipe, "cv.group_duplicates=false"])
     assert report.config_changes(ungrouped) == ""
-    grouped = record("effnet-lite0-logreg", recipe, duplicate_groups="0123456789abcdef")
+    grouped = record("effnet-lite0-logreg", recipe, duplicate_groups="0123456789abcdef", duplicate_rule="trimmed")
     assert report.config_changes(grouped) == "(grouped folds)"
+    old_rule = record("effnet-lite0-logreg", [*recipe, "cv.duplicate_threshold=0.99"], duplicate_groups="0123")
+    assert report.config_changes(old_rule) == "(grouped folds, padded thumbnails)"
 
 
 def test_an_old_run_whose_encoder_saw_its_test_images_is_marked_transductive(tmp_path):

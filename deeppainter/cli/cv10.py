@@ -279,7 +279,7 @@ def run(args) -> Path:
     if cfg.cv.group_duplicates:
         import hashlib
 
-        from deeppainter.data.duplicates import find_duplicates
+        from deeppainter.data.duplicates import RULE, find_duplicates
 
         groups, pairs = find_duplicates(all_paths, cfg.cv.duplicate_threshold)
         merged = len(groups) - len(np.unique(groups))
@@ -287,6 +287,7 @@ def run(args) -> Path:
             # Grouped folds differ from the plain stratified ones: a run made (or half made) before
             # duplicates were grouped is another run, never resumed or reported as this one.
             arguments["duplicate_groups"] = hashlib.sha256(groups.tobytes()).hexdigest()[:16]
+            arguments["duplicate_rule"] = RULE
     finished = None if args.fresh else find_run("cv10", args.preset, args.seed, cfg, arguments, args.out,
                                                  done=True, upgrade=migrate_run)
     if finished is not None and (not args.save_final_model or (finished / "final_model.json").exists()):

@@ -23,8 +23,10 @@ ABLATED_TASK = "3painters"  # Table 3: one factor at a time against the same mod
 
 
 # How the folds were made is shown as "(grouped folds)" from the run's arguments, not as a change: runs
-# from before the field existed were ungrouped whatever its default says.
-FOLD_REGIME = "cv.group_duplicates"
+# from before the field existed were ungrouped whatever its default says, and the threshold belongs to
+# the rule that found the groups (data/duplicates.py; arguments.duplicate_rule since the trimmed thumbnails).
+FOLD_REGIME = ("cv.group_duplicates", "cv.duplicate_threshold")
+OLD_DUPLICATE_RULE = "(grouped folds, padded thumbnails)"  # before arguments.duplicate_rule: bars in the thumbnails
 
 
 def model_preset(record: dict) -> config_lib.Config:
@@ -40,11 +42,11 @@ def config_changes(record: dict) -> str:
     """The ``--set`` overrides a run used: its config against its preset and its model's recipe."""
     cfg = config_lib.from_dict(record["config"], record["preset"])
     changes = [(key, value) for key, value in config_lib.changes_between(cfg, model_preset(record)).items()
-               if key != FOLD_REGIME]
+               if key not in FOLD_REGIME]
     text = " ".join(f"{key}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for key, v in changes)
     arguments = record.get("arguments", {})
     if arguments.get("duplicate_groups"):  # its folds keep versions of one work together
-        text = f"{text} (grouped folds)".strip()
+        text = f"{text} {'(grouped folds)' if arguments.get('duplicate_rule') else OLD_DUPLICATE_RULE}".strip()
     if arguments.get("transductive"):  # its encoder saw the test folds (labels ignored)
         text = f"{text} (transductive pre-training)".strip()
     if arguments.get("pretraining") == "in-fold":  # one encoder per fold, from its training images only
