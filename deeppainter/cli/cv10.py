@@ -118,6 +118,8 @@ def parse_folds(text: str, n_folds: int) -> list[int] | None:
 def resolve_encoder(path: Path, image_size: int) -> Path:
     import keras
 
+    import deeppainter.models.layers  # noqa: F401  (registers the max-unpooling layers a paper2016 encoder holds)
+
     path = Path(path)
     if path.is_dir():
         path = path / "encoder.keras"

@@ -10,6 +10,7 @@ import pandas as pd
 from deeppainter.config import Config
 from deeppainter.data.batches import ArrayBatches
 from deeppainter.data.splits import inner_split
+from deeppainter.models import layers  # noqa: F401  (registers the max-unpooling layers a paper2016 encoder holds)
 from deeppainter.models.classifier import build_classifier, build_head, make_optimizer
 from deeppainter.models.registry import FoldContext
 from deeppainter.progress import progress
