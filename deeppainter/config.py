@@ -125,6 +125,20 @@ class CVConfig:
 
 
 @dataclass
+class ServeConfig:
+    """The local web page (python -m deeppainter.serve) and the reference set cv10 --save-final-model writes for it."""
+    top_k: int = 3  # painters listed per image, as predict's default --top-k
+    max_upload_mb: float = 25.0  # ASSUMPTION: per image; a larger file is refused before it is decoded
+    max_megapixels: float = 50.0  # ASSUMPTION: read from the file's header; larger images are refused undecoded
+    min_side: int = 8  # ASSUMPTION: a smaller image (a 1-pixel file) holds no painting to judge
+    max_files: int = 16  # ASSUMPTION: images per upload; the request is refused before reading beyond their size
+    occlusion_grid: int = 6  # ASSUMPTION: 6×6 cells, 36 covered copies in one batch (the 2-s answer on 2 cores)
+    neighbours: int = 5  # nearest training paintings shown beside each answer
+    thumbnail_size: int = 64  # ASSUMPTION: reference-set thumbnails, pixels a side
+    heat_alpha: float = 0.45  # opacity of the heat map over the image, as explain --alpha
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
@@ -132,6 +146,7 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     cv: CVConfig = field(default_factory=CVConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
 
 def _replication2021() -> Config:
@@ -309,6 +324,15 @@ RANGES: dict[str, tuple] = {
     "cv.bootstrap": _AT_LEAST_1,
     "cv.duplicate_threshold": (0.0, 1.0, True, False),  # a mean correlation: (0, 1]
     "classifier.probe_c": _POSITIVE,  # inverse regularisation strengths
+    "serve.top_k": _AT_LEAST_1,
+    "serve.max_upload_mb": _POSITIVE,
+    "serve.max_megapixels": _POSITIVE,
+    "serve.min_side": _AT_LEAST_1,
+    "serve.max_files": _AT_LEAST_1,
+    "serve.occlusion_grid": (2, 32, False, False),
+    "serve.neighbours": _AT_LEAST_0,  # 0 = no nearest-paintings view
+    "serve.thumbnail_size": (8, 512, False, False),
+    "serve.heat_alpha": (0, 1, False, False),
 }
 
 

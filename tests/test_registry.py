@@ -45,8 +45,9 @@ def test_a_models_recipe_comes_before_the_users_overrides():
 def test_help_and_a_bad_value_never_load_keras():
     """--help of every command, and cv10's one-line error for a bad --set, come before Keras loads (fast, quiet)."""
     code = ("import sys, contextlib, io\n"
-            "from deeppainter.cli import bench, cv10, evaluate, explain, predict, pretrain_ae, report, scrape, standardize\n"
-            "for command in (bench, cv10, evaluate, explain, predict, pretrain_ae, report, scrape, standardize):\n"
+            "from deeppainter.cli import bench, cv10, evaluate, explain, predict, pretrain_ae, report, scrape, serve, "
+            "standardize\n"
+            "for command in (bench, cv10, evaluate, explain, predict, pretrain_ae, report, scrape, serve, standardize):\n"
             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
             "        command.main(['--help'])\n"
             "with contextlib.suppress(SystemExit):\n"

@@ -331,10 +331,11 @@ def run(args) -> Path:
         labels = label_indices(table["label"], classes)
         path = run_dir / f"final_model.{final_format}"
         model.save_final(labels, path)
-        from deeppainter.eval.inference import FINAL_JSON, preprocessing_record
+        from deeppainter.eval.inference import FINAL_JSON, preprocessing_record, write_reference_set
 
         atomic_write_json(run_dir / FINAL_JSON, {"path": path.name, "model": args.model, "classes": classes,
                                                  **preprocessing_record(cfg.data)})
+        write_reference_set(run_dir, images, table["label"], relative_table["path"], cfg.serve.thumbnail_size)
         print(f"final model trained on all {len(table)} images: {path}")
     return run_dir
 

@@ -14,16 +14,9 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from deeppainter.cli import common
 from deeppainter.errors import UserError
-from deeppainter.eval.inference import (
-    expand_inputs,
-    load_final_model,
-    standardise_files,
-)
+from deeppainter.eval.inference import expand_inputs, load_final_model, predict_files
 from deeppainter.runs import DEFAULT_RUNS_ROOT, atomic_write_csv
 
 
@@ -71,34 +64,18 @@ def parse_args(argv=None):
 
 
 
-def prediction_table(paths: list[Path], reasons: list[str], probabilities: np.ndarray, classes: list[str],
-                     top_k: int) -> pd.DataFrame:
-    rows, readable = [], iter(probabilities)
-    for path, reason in zip(paths, reasons):
-        row: dict = {"path": str(path), "error": reason}
-        if not reason:
-            probs = next(readable)
-            for rank, index in enumerate(np.argsort(-probs)[:top_k], start=1):
-                row[f"top{rank}"], row[f"prob{rank}"] = classes[index], float(probs[index])
-            row.update({f"prob_{name}": float(p) for name, p in zip(classes, probs)})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-
 def run(args) -> Path:
     common.seed_everything(args.seed)
     final = load_final_model(args.run)
     paths = expand_inputs(args.images)
-    images, reasons = standardise_files(paths, final)
-    if not len(images):
-        for path, reason in zip(paths, reasons):
+    predictions = predict_files(final, paths, args.top_k)
+    table = predictions.table
+    if not len(predictions.images):
+        for path, reason in zip(paths, table["error"]):
             print(f"{path}: unreadable ({reason})", file=sys.stderr)
         raise UserError(f"none of the {len(paths)} inputs could be read as an image (each is listed above with "
                         f"its reason); nothing was predicted")
-    probabilities = final.predict_proba(images)
     top_k = min(args.top_k, len(final.classes))
-    table = prediction_table(paths, reasons, probabilities, final.classes, top_k)
     for row in table.to_dict(orient="records"):
         if row["error"]:
             print(f"{row['path']}: unreadable ({row['error']})")
@@ -107,7 +84,7 @@ def run(args) -> Path:
             print(f"{row['path']}: {ranked}")
     csv_path = output_folder(args, "predict", final.name) / f"predictions_{timestamp()}.csv"
     atomic_write_csv(csv_path, table)
-    bad = sum(1 for r in reasons if r)
+    bad = int((table["error"] != "").sum())
     print(f"{len(paths) - bad} images predicted with {final.name} ({bad} unreadable); written to {csv_path}")
     return csv_path
 

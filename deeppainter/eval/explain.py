@@ -1,17 +1,22 @@
-"""Grad-CAM (Selvaraju et al. 2017) for the Keras classifiers.
+"""Where a decision comes from: Grad-CAM (Selvaraju et al. 2017) for the Keras classifiers, occlusion (Zeiler &
+Fergus 2014) for any model.
 
-For the CAE classifier the map is taken at the last encoder convolution (encoder_conv<k>), for the
+For the CAE classifier the Grad-CAM map is taken at the last encoder convolution (encoder_conv<k>), for the
 transfer backbones at the backbone's last feature map; python -m deeppainter.explain (cli/explain.py)
-applies it to new images."""
+applies it to new images. Models without gradients (scikit-learn pipelines on frozen features) get an
+occlusion map, which only asks the model for probabilities and so is faithful to any model; the web page
+(``explain_image``) picks the map and says which it shows."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
 
 from deeppainter.errors import UserError
+from deeppainter.eval.inference import apply_chain, chain_layers
 
 
 def value_and_gradient(fn, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,10 +45,6 @@ def value_and_gradient(fn, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     raise UserError(f"Grad-CAM supports the tensorflow, jax and torch backends, not KERAS_BACKEND={backend}")
 
 
-def _real_layers(model: keras.Model) -> list:
-    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-
-
 def split_model(model: keras.Model):
     """``(before, features, after)``: callables with after(features(before(x))) == model(x) at inference.
 
@@ -51,29 +52,22 @@ def split_model(model: keras.Model):
     whole nested backbone. The saved classifiers are chains (image → [augmentation] → [preprocessing]
     → encoder/backbone → head), so the layers are re-applied in order; augmentation is skipped.
     """
-    chain = [layer for layer in _real_layers(model) if not layer.name.startswith("augment_")]
+    chain = chain_layers(model)
     nested = [i for i, layer in enumerate(chain) if isinstance(layer, keras.Model)]
     if not nested:
         raise UserError(f"Grad-CAM: {model.name} has no encoder or backbone sub-model; expected a DeepPainter "
                         f"CAE classifier or a transfer backbone saved by cv10")
     cut = nested[0]
     inner = chain[cut]
-    inner_layers = _real_layers(inner)
+    inner_layers = [layer for layer in inner.layers if not isinstance(layer, keras.layers.InputLayer)]
     convs = [i for i, layer in enumerate(inner_layers) if layer.name.startswith("encoder_conv")]
     if convs:
         features = keras.Model(inner.input, inner_layers[convs[-1]].output, name="gradcam_features")
         rest = inner_layers[convs[-1] + 1:] + chain[cut + 1:]
     else:
         features, rest = inner, chain[cut + 1:]
-
-    def apply(layers, x):
-        for layer in layers:
-            x = layer(x, training=False)
-            if isinstance(x, (tuple, list)):  # MaxPoolingWithSwitches: (pooled, switches)
-                x = x[0]
-        return x
-
-    return (lambda x: apply(chain[:cut], x)), (lambda x: features(x, training=False)), (lambda a: apply(rest, a))
+    return (lambda x: apply_chain(chain[:cut], x)), (lambda x: features(x, training=False)), \
+        (lambda a: apply_chain(rest, a))
 
 
 def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -105,3 +99,49 @@ def overlay_png(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> byt
     buffer = io.BytesIO()
     Image.fromarray(np.clip(255 * blended, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def occlusion_map(predict_proba, image: np.ndarray, class_index: int, probability: float, grid: int) -> np.ndarray:
+    """How much the class's probability drops when each cell of a ``grid``×``grid`` partition is covered.
+
+    All ``grid``² covered copies go to ``predict_proba`` (uint8 (N, S, S, 3) → (N, K)) in one batch;
+    ``probability`` is the uncovered image's. Returns (S, S) in [0, 1], each cell's drop relative to the
+    largest (all zero when no cell lowers it), cells kept square-edged so the map shows what was measured.
+    """
+    size = image.shape[0]
+    edges = np.linspace(0, size, grid + 1).round().astype(int)
+    # ASSUMPTION: a cell is covered with the image's mean colour, so colour statistics move as little as possible.
+    fill = image.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
+    covered = np.repeat(image[None], grid * grid, axis=0)
+    for row in range(grid):
+        for column in range(grid):
+            covered[row * grid + column, edges[row]:edges[row + 1], edges[column]:edges[column + 1]] = fill
+    drops = np.maximum(probability - np.asarray(predict_proba(covered))[:, class_index], 0.0).reshape(grid, grid)
+    if drops.max() > 0:
+        drops = drops / drops.max()
+    return np.repeat(np.repeat(drops, np.diff(edges), axis=0), np.diff(edges), axis=1).astype("float32")
+
+
+@dataclass
+class HeatMap:
+    heat: np.ndarray  # (S, S) in [0, 1]
+    method: str  # what the map is, in words for the page
+    note: str  # "" or why the map is uniform
+
+
+def explain_image(final, image: np.ndarray, class_index: int, probability: float, occlusion_grid: int) -> HeatMap:
+    """Grad-CAM where the model is a Keras chain with an encoder or backbone; otherwise an occlusion map."""
+    if final.is_neural:
+        try:
+            heat, _ = grad_cam(final.model, image, class_index)
+        except UserError:
+            pass  # no encoder or backbone to take gradients at: occlusion below
+        else:
+            note = "" if np.ptp(heat) > 0 else (f"uniform: the feature map is 1×1 at {final.image_size}px, or there "
+                                                 f"is no positive evidence for the class")
+            return HeatMap(heat, "Grad-CAM (Selvaraju et al. 2017) at the last encoder or backbone feature map: "
+                                 "where the evidence for this painter lies", note)
+    heat = occlusion_map(final.predict_proba, image, class_index, probability, occlusion_grid)
+    note = "" if heat.max() > 0 else "uniform: covering no single cell lowers this painter's probability"
+    return HeatMap(heat, f"occlusion map ({occlusion_grid}×{occlusion_grid} cells, each covered in turn): how much "
+                         f"this painter's probability drops without that cell — faithful to any model", note)

@@ -1,12 +1,17 @@
-"""A trained model (cv10 --save-final-model) and the standardisation it was trained with, for predict, evaluate and explain."""
+"""A trained model (cv10 --save-final-model) and the standardisation it was trained with, for predict, evaluate,
+explain and the web page; the one prediction function predict and the page share (``predict_files``); the
+reference set of training paintings a final model carries for the page's nearest-paintings view."""
 from __future__ import annotations
 
+import io
 import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from deeppainter.data.datasets import IMAGE_SUFFIXES
 from deeppainter.errors import UserError
@@ -14,6 +19,7 @@ from deeppainter.progress import progress as progress_bar
 from deeppainter.runs import read_json
 
 FINAL_JSON = "final_model.json"
+REFERENCE_FILE = "reference_set.npz"
 
 
 def preprocessing_record(data_cfg) -> dict:
@@ -57,6 +63,52 @@ class FinalModel:
                       for i in range(0, len(images), batch_size)]
             return np.concatenate(chunks).astype("float64")
         return np.asarray(self.model.predict_proba(np.asarray(images)), dtype="float64")
+
+    def feature_vectors(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray | None:
+        """uint8 (N, S, S, 3) → (N, D) float32: what the model's last step (its classifier) reads.
+
+        A Keras chain: the input of its last layer (inside a nested head); a scikit-learn pipeline: every step
+        but the last. None for a model with no such space (a bare estimator).
+        """
+        if self.is_neural:
+            features = chain_features(self.model)
+            return np.concatenate([np.asarray(features(images[i:i + batch_size].astype("float32") / 255.0))
+                                   for i in range(0, len(images), batch_size)]).reshape(len(images), -1)
+        steps = getattr(self.model, "steps", None)
+        if not steps or len(steps) < 2:
+            return None
+        chunks = [self.model[:-1].transform(np.asarray(images[i:i + batch_size]))
+                  for i in range(0, len(images), batch_size)]
+        return np.concatenate(chunks).reshape(len(images), -1).astype("float32")
+
+
+def chain_layers(model) -> list:
+    """The layers a saved classifier applies in order (image → [preprocessing] → encoder/backbone → head), without
+    its input and training-time augmentation; every classifier cv10 saves is such a chain."""
+    import keras
+
+    return [layer for layer in model.layers
+            if not isinstance(layer, keras.layers.InputLayer) and not layer.name.startswith("augment_")]
+
+
+def apply_chain(layers, x):
+    """``x`` through ``layers`` in inference mode (a layer returning a tuple, MaxPoolingWithSwitches, passes its first)."""
+    for layer in layers:
+        x = layer(x, training=False)
+        if isinstance(x, (tuple, list)):
+            x = x[0]
+    return x
+
+
+def chain_features(model) -> Callable:
+    """images in [0, 1] → the input of the chain's last layer (looked for inside a nested head model)."""
+    import keras
+
+    *body, last = chain_layers(model)
+    if isinstance(last, keras.Model):
+        inner = chain_features(last)
+        return lambda x: inner(apply_chain(body, x))
+    return lambda x: apply_chain(body, x)
 
 
 def load_final_model(run_dir: Path) -> FinalModel:
@@ -110,8 +162,12 @@ def expand_inputs(items: list[Path]) -> list[Path]:
     return paths
 
 
-def standardise_files(paths: list[Path], final: FinalModel, progress: bool = True) -> tuple[np.ndarray, list[str]]:
-    """uint8 images of the readable files, and one reason per path ("" = read fine)."""
+def standardise_files(paths: list[Path], final: FinalModel, progress: bool = True,
+                      admit: Callable[[Path], str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """uint8 images of the readable files, and one reason per path ("" = read fine).
+
+    ``admit(path)``, when given, is asked before a file is decoded: a non-empty answer is the reason it is not
+    (the web page's size limits)."""
     from deeppainter.data.standardize import UnreadableImage, load_standardized
 
     data_cfg = final.data_config()
@@ -120,6 +176,9 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
         try:
             if not Path(path).is_file():
                 raise UnreadableImage(path, "no such file")
+            refused = admit(Path(path)) if admit is not None else ""
+            if refused:
+                raise UnreadableImage(path, refused)
             images.append(load_standardized(path, data_cfg.image_size, data_cfg.mode, data_cfg.pad_color,
                                             data_cfg.trim_bars))
             reasons.append("")
@@ -127,3 +186,103 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
             reasons.append(getattr(exc, "reason", str(exc)))
     size = final.image_size
     return (np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)), reasons
+
+
+def prediction_table(paths: list[Path], reasons: list[str], probabilities: np.ndarray, classes: list[str],
+                     top_k: int) -> pd.DataFrame:
+    """predict's CSV: per path its error ("" = read), top-k painters with probabilities, and every class's probability."""
+    rows, readable = [], iter(probabilities)
+    for path, reason in zip(paths, reasons):
+        row: dict = {"path": str(path), "error": reason}
+        if not reason:
+            probs = next(readable)
+            for rank, index in enumerate(np.argsort(-probs)[:top_k], start=1):
+                row[f"top{rank}"], row[f"prob{rank}"] = classes[index], float(probs[index])
+            row.update({f"prob_{name}": float(p) for name, p in zip(classes, probs)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Predictions:
+    """The answer for a list of files: predict's CSV rows and, for the readable files, what the model saw."""
+
+    table: pd.DataFrame  # one row per path, as prediction_table
+    images: np.ndarray  # uint8 (N_readable, S, S, 3): the standardised images, in the table's order
+    probabilities: np.ndarray  # (N_readable, K)
+
+
+def predict_files(final: FinalModel, paths: list[Path], top_k: int, progress: bool = True,
+                  admit: Callable[[Path], str] | None = None) -> Predictions:
+    """The one prediction path of predict and the web page: files standardised exactly as in training →
+    class probabilities → the top-k table (unreadable files keep a row with their reason)."""
+    images, reasons = standardise_files(paths, final, progress, admit)
+    probabilities = final.predict_proba(images)
+    table = prediction_table(paths, reasons, probabilities, final.classes, min(top_k, len(final.classes)))
+    return Predictions(table, images, probabilities)
+
+
+# --- the reference set: the final model's training paintings, for "nearest training paintings" ------------------
+
+@dataclass
+class ReferenceSet:
+    """Per training image: painter, path (as the run records it), a JPEG thumbnail and its feature vector."""
+
+    painters: np.ndarray  # (N,) str
+    paths: np.ndarray  # (N,) str
+    features: np.ndarray  # (N, D) float32, FinalModel.feature_vectors of the standardised training images
+    thumbnails: np.ndarray  # uint8 bytes of N JPEGs, one after the other
+    offsets: np.ndarray  # (N + 1,) int64: thumbnail i is thumbnails[offsets[i]:offsets[i + 1]]
+
+    def nearest(self, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
+        """The ``count`` training images closest to ``vector`` (Euclidean distance), closest first."""
+        # ASSUMPTION: Euclidean distance in the classifier's input space, the metric its k-NN and RBF SVM heads use.
+        distances = np.linalg.norm(self.features - np.asarray(vector, dtype="float32")[None], axis=1)
+        order = np.argsort(distances, kind="stable")[:count]
+        return [(int(i), float(distances[i])) for i in order]
+
+    def thumbnail(self, index: int) -> bytes:
+        return self.thumbnails[self.offsets[index]:self.offsets[index + 1]].tobytes()
+
+
+def write_reference_set(run_dir: Path, images: np.ndarray, painters, paths, thumbnail_size: int,
+                        features: np.ndarray | None = None) -> Path | None:
+    """Write ``reference_set.npz`` beside the run's final model: every training image's painter, path, thumbnail
+    and feature vector (``features``, or the saved model's ``feature_vectors`` of ``images``). Returns None, and
+    writes nothing, for a model with no feature space to compare in."""
+    from PIL import Image
+
+    from deeppainter.runs import atomic_write_bytes
+
+    if features is None:
+        features = load_final_model(run_dir).feature_vectors(images)
+    if features is None:
+        print("reference set: this model has no feature space to compare paintings in; none written")
+        return None
+    thumbnails, offsets = [], [0]
+    for image in images:
+        thumbnail = Image.fromarray(np.asarray(image))
+        if thumbnail.width > thumbnail_size:
+            thumbnail = thumbnail.resize((thumbnail_size, thumbnail_size), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        thumbnail.save(buffer, format="JPEG", quality=85)
+        thumbnails.append(buffer.getvalue())
+        offsets.append(offsets[-1] + len(thumbnails[-1]))
+    buffer = io.BytesIO()
+    np.savez(buffer, painters=np.asarray(list(painters), dtype=str), paths=np.asarray(list(paths), dtype=str),
+             features=np.asarray(features, dtype="float32"), offsets=np.asarray(offsets, dtype="int64"),
+             thumbnails=np.frombuffer(b"".join(thumbnails), dtype=np.uint8))
+    path = Path(run_dir) / REFERENCE_FILE
+    atomic_write_bytes(path, buffer.getvalue())
+    print(f"reference set ({len(thumbnails)} training images, {np.shape(features)[1]}-d features): {path}")
+    return path
+
+
+def load_reference_set(run_dir: Path) -> ReferenceSet | None:
+    """The run's reference set, or None where the final model carries none."""
+    path = Path(run_dir) / REFERENCE_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        return ReferenceSet(stored["painters"], stored["paths"], stored["features"], stored["thumbnails"],
+                            stored["offsets"])
