@@ -95,6 +95,7 @@ def browser():
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
         pytest.skip("Chromium not installed (apt-get install chromium chromium-driver): browser test skipped")
+    pytest.importorskip("selenium", reason="selenium not installed (pip install -e '.[dev]'): browser test skipped")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
