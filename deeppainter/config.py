@@ -132,7 +132,10 @@ class ServeConfig:
     max_megapixels: float = 50.0  # ASSUMPTION: read from the file's header; larger images are refused undecoded
     min_side: int = 8  # ASSUMPTION: a smaller image (a 1-pixel file) holds no painting to judge
     max_files: int = 16  # ASSUMPTION: images per upload; the request is refused before reading beyond their size
-    occlusion_grid: int = 6  # ASSUMPTION: 6×6 cells, 36 covered copies in one batch (the 2-s answer on 2 cores)
+    occlusion_grid: int = 6  # ASSUMPTION: at most 6×6 cells, 36 covered copies in one batch
+    # ASSUMPTION: the occlusion map's share of a 2-s answer on 2 cores; serve times the model once at start and
+    # shrinks the grid (down to 2×2) so that grid² copies fit in it.
+    heat_seconds: float = 1.0
     neighbours: int = 5  # nearest training paintings shown beside each answer
     thumbnail_size: int = 64  # ASSUMPTION: reference-set thumbnails, pixels a side
     heat_alpha: float = 0.45  # opacity of the heat map over the image, as explain --alpha
@@ -330,6 +333,7 @@ RANGES: dict[str, tuple] = {
     "serve.min_side": _AT_LEAST_1,
     "serve.max_files": _AT_LEAST_1,
     "serve.occlusion_grid": (2, 32, False, False),
+    "serve.heat_seconds": _POSITIVE,
     "serve.neighbours": _AT_LEAST_0,  # 0 = no nearest-paintings view
     "serve.thumbnail_size": (8, 512, False, False),
     "serve.heat_alpha": (0, 1, False, False),

@@ -276,3 +276,9 @@ def test_serve_listens_locally_unless_told_and_then_warns_once(sample_run, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert listened[-1] == "0.0.0.0" and err == ["warning: --host 0.0.0.0: anyone who can reach this machine can "
                                                  "use the page (no login)"]
+
+
+def test_the_occlusion_grid_shrinks_to_fit_a_slow_model():
+    assert web.occlusion_grid_for(0.005, 1.0, 6) == 6  # 36 copies of a fast model: 0.18 s
+    assert web.occlusion_grid_for(0.1, 1.0, 6) == 3  # 9 copies of a 0.1-s model fit in 1 s, 16 would not
+    assert web.occlusion_grid_for(2.0, 1.0, 6) == 2  # never coarser than 2×2

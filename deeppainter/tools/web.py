@@ -67,6 +67,12 @@ def plain_value(value):
     return None if isinstance(value, float) and value != value else value
 
 
+def occlusion_grid_for(seconds_per_image: float, budget: float, largest: int) -> int:
+    """Cells a side such that grid² covered copies take at most ``budget`` seconds, between 2 and ``largest``."""
+    fits = int(np.sqrt(budget / max(seconds_per_image, 1e-9)))
+    return max(2, min(largest, fits))
+
+
 class PainterService:
     """One final model answering uploads; model work is serialised by a lock (Keras models are not re-entrant,
     and 2 cores gain nothing from running two at once)."""
@@ -74,13 +80,22 @@ class PainterService:
     def __init__(self, final: FinalModel, cfg: ServeConfig, reference: ReferenceSet | None):
         self.final, self.cfg, self.reference = final, cfg, reference
         self.lock = threading.Lock()
-        if reference is not None and final.feature_vectors(np.zeros((1, final.image_size, final.image_size, 3),
-                                                                      np.uint8)).shape[1] != reference.features.shape[1]:
-            raise UserError(f"--run {final.run_dir}: reference_set.npz does not match final model's features; re-run "
-                            f"cv10 with --save-final-model to write both again")
+        self.occlusion_grid = cfg.occlusion_grid  # warm_up fits it to the model's speed
+        if reference is not None:
+            probe = final.feature_vectors(np.zeros((1, final.image_size, final.image_size, 3), np.uint8))
+            if probe is None or probe.shape[1] != reference.features.shape[1]:
+                raise UserError(f"--run {final.run_dir}: reference_set.npz does not match the final model's features; "
+                                f"re-run cv10 with --save-final-model to write both again")
 
     def warm_up(self) -> None:
-        """Answer one grey image, so the first visitor does not wait for the model's first call."""
+        """Time the model on a few grey images, fit the occlusion grid to ``serve.heat_seconds``, then answer one
+        image, so the first visitor waits for neither the model's first call nor an oversized map."""
+        grey = np.full((4, self.final.image_size, self.final.image_size, 3), 128, np.uint8)
+        self.final.predict_proba(grey)  # the first call pays for set-up (graph tracing, sessions)
+        started = time.perf_counter()
+        self.final.predict_proba(grey)
+        self.occlusion_grid = occlusion_grid_for((time.perf_counter() - started) / len(grey), self.cfg.heat_seconds,
+                                                 self.cfg.occlusion_grid)
         with tempfile.TemporaryDirectory(prefix="deeppainter-serve-") as folder:
             path = Path(folder) / "warm-up.png"
             Image.new("RGB", (self.final.image_size,) * 2, (128, 128, 128)).save(path)
@@ -141,7 +156,7 @@ class PainterService:
         if not explain:
             return card
         target = self.final.classes.index(row["top1"])
-        heat = explain_image(self.final, image, target, float(probabilities[target]), self.cfg.occlusion_grid)
+        heat = explain_image(self.final, image, target, float(probabilities[target]), self.occlusion_grid)
         card.update({"heatmap": data_url(overlay_png(image, heat.heat, self.cfg.heat_alpha), "image/png"),
                      "heatmap_method": heat.method, "heatmap_note": heat.note})
         card.update(self.neighbours(image))
