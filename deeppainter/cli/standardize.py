@@ -8,7 +8,7 @@ from deeppainter.data.standardize import (
     MANIFEST_FILE,
     MODES,
     SKIPPED_FILE,
-    _check_pad_color,
+    check_pad_color,
     standardize_tree,
 )
 from deeppainter.errors import UserError
@@ -18,7 +18,7 @@ def _parse_pad_color(text: str) -> tuple[int, int, int]:
     import argparse
 
     try:
-        return _check_pad_color(int(part) for part in text.split(","))
+        return check_pad_color(int(part) for part in text.split(","))
     except (ValueError, UserError):
         raise argparse.ArgumentTypeError(f"expected R,G,B with each 0-255, got {text!r}") from None
 

@@ -44,3 +44,16 @@ def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndar
     order = np.random.default_rng(seed).permutation(count)
     val_count = max(1, int(round(count * val_fraction))) if count > 1 else 0
     return np.sort(order[val_count:]), np.sort(order[:val_count])
+
+
+# (offset of fold 0, offset of the final model) within a run seed's block of 1000 seeds
+_SEED_OFFSETS = {"train": (0, 999), "pretrain": (500, 900)}
+
+
+def fold_seed(seed: int, fold: int | None, purpose: str = "train") -> int:
+    """The seed of one fold's training (``fold`` None: the final model's, trained on every image), derived
+    from the run seed as ``seed * 1000 + offset``. ASSUMPTION: in-fold pre-training ("pretrain") draws from
+    500 on, apart from the models' own training ("train", from 0), so that the two never coincide."""
+    start, final = _SEED_OFFSETS[purpose]
+    return seed * 1000 + (final if fold is None else start + fold)
+

@@ -73,7 +73,7 @@ class UnreadableImage(UserError):
 # single images
 
 
-def _check_pad_color(pad_color) -> tuple[int, int, int]:
+def check_pad_color(pad_color) -> tuple[int, int, int]:
     color = tuple(int(c) for c in pad_color)
     if len(color) != 3 or not all(0 <= c <= 255 for c in color):
         raise UserError(f"pad colour must be three integers 0-255 (R,G,B), got {pad_color!r}")
@@ -107,7 +107,7 @@ def _scale_to_uint8(image: Image.Image) -> Image.Image:
 
 def to_rgb(image: Image.Image, pad_color=(0, 0, 0)) -> Image.Image:
     """Any Pillow mode → RGB; transparency is composited onto ``pad_color``."""
-    pad_color = _check_pad_color(pad_color)
+    pad_color = check_pad_color(pad_color)
     mode = image.mode
     if mode == "RGB" and "transparency" not in image.info:
         return image
@@ -208,7 +208,7 @@ def standardize_image(image: Image.Image, size: int = 256, mode: str = "pad",
     if int(size) < 1:
         raise UserError(f"size must be a positive number of pixels, got {size}")
     size = int(size)
-    pad_color = _check_pad_color(pad_color)
+    pad_color = check_pad_color(pad_color)
     image = to_rgb(image, pad_color)
     if trim_bars:
         image = trim_dark_bars(image)
@@ -356,7 +356,7 @@ def _settings_dict(size, mode, pad_color, image_format, quality) -> dict:
     if not 1 <= int(quality) <= 100:
         raise UserError(f"--quality must be 1-100, got {quality}")
     return {"version": SETTINGS_VERSION, "size": int(size), "mode": mode,
-            "pad_color": list(_check_pad_color(pad_color)), "image_format": image_format,
+            "pad_color": list(check_pad_color(pad_color)), "image_format": image_format,
             "quality": int(quality)}
 
 

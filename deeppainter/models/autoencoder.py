@@ -47,7 +47,3 @@ def build_autoencoder(cfg: AutoencoderConfig, image_size: int) -> tuple[keras.Mo
     autoencoder = keras.Model(inputs, reconstruction, name="autoencoder")
     encoder = keras.Model(inputs, encoded, name="encoder")
     return autoencoder, encoder
-
-
-def encoder_input_size(encoder: keras.Model) -> int:
-    return int(encoder.input_shape[1])

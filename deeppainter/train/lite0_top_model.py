@@ -26,19 +26,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from deeppainter.classical.probes import feature_cache_file, probe_cache_root
+from deeppainter.classical.featurize import shared_cache_root
+from deeppainter.data.splits import fold_seed
 from deeppainter.models.backbones import LITE0, BackbonePreprocess, head_layers
+from deeppainter.models.feature_cache import extract_in_batches, shared_cache_file
+from deeppainter.models.featurizers import LITE0 as LITE0_NETWORK
 from deeppainter.models.pretrained import efficientnet_lite
 from deeppainter.models.registry import FoldContext
 from deeppainter.runs import cached_npy
 from deeppainter.train.backbone_model import BackboneModel
 
-EXTRACT_BATCH = 32
-
 
 def tap_cache_file(cache_root: Path, start_block: int, images: np.ndarray) -> Path:
-    return feature_cache_file(cache_root, "efficientnet-lite0", images, name=f"lite0-tap{start_block}",
-                              extra=str(efficientnet_lite.CONVERSION_VERSION))
+    return shared_cache_file(cache_root, LITE0_NETWORK, images, name=f"lite0-tap{start_block}",
+                             extra=str(efficientnet_lite.CONVERSION_VERSION))
 
 
 @functools.lru_cache(maxsize=2)
@@ -48,16 +49,9 @@ def _tap_model(start_block: int, input_size: int):
 
 def tap_activations(start_block: int, images: np.ndarray) -> np.ndarray:
     """What enters block ``start_block`` for uint8 RGB squares, float32 (N, h, w, c)."""
-    from deeppainter.progress import progress
-
     tap = _tap_model(start_block, images.shape[1])
-    out = np.empty((len(images), *tap.output_shape[1:]), np.float32)
-    with progress(total=len(images), desc=f"efficientnet-lite0 to block {start_block}", unit="img") as bar:
-        for start in range(0, len(images), EXTRACT_BATCH):
-            batch = images[start:start + EXTRACT_BATCH].astype(np.float32)
-            out[start:start + len(batch)] = np.asarray(tap.predict_on_batch(batch))
-            bar.update(len(batch))
-    return out
+    return extract_in_batches(lambda batch: np.asarray(tap.predict_on_batch(batch.astype(np.float32))), images,
+                              LITE0_NETWORK.batch_size, desc=f"efficientnet-lite0 to block {start_block}")
 
 
 class Lite0TopModel(BackboneModel):
@@ -76,7 +70,7 @@ class Lite0TopModel(BackboneModel):
 
     @classmethod
     def from_context(cls, ctx: FoldContext) -> Lite0TopModel:
-        return cls(ctx.cfg, ctx.images, len(ctx.classes), ctx.seed, probe_cache_root(ctx.cfg), verbose=ctx.verbose)
+        return cls(ctx.cfg, ctx.images, len(ctx.classes), ctx.seed, shared_cache_root(ctx.cfg), verbose=ctx.verbose)
 
     def build(self, seed: int) -> tuple[keras.Model, keras.Model]:
         top = efficientnet_lite.build_top(self.start_block, self.cfg.data.image_size)
@@ -92,7 +86,7 @@ class Lite0TopModel(BackboneModel):
 
     def save_final(self, labels: np.ndarray, path: Path) -> None:
         """Train on every image; save image [0, 1] → Lite0 (fine-tuned top copied in) → the trained head."""
-        model, _ = self.train(np.arange(len(labels)), labels, seed=self.seed * 1000 + 999)
+        model, _ = self.train(np.arange(len(labels)), labels, seed=fold_seed(self.seed, None))
         top = model.layers[1]
         size = self.cfg.data.image_size
         network = efficientnet_lite.build_model(weights=True, input_size=size, top=False)

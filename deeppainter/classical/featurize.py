@@ -1,0 +1,148 @@
+"""A featurizer's features for a run's images (deeppainter.models.featurizers says what each one is).
+
+:func:`features` computes every image's vector once, through the one extraction loop and the feature
+cache of deeppainter.models.feature_cache: a pretrained network's features in the user-wide cache
+(shared by every run and model on the same pixels), the run-dependent ones (handcrafted features at
+the run's scales, the run's encoder's descriptors) in the run's cache folder, raw pixels not at all.
+
+``classifier.probe_view`` is a robustness ablation for the pretrained networks: they see the
+standardised squares as they are ("colour"), as grey-scale luma ("grey"), or as six views whose
+features are averaged ("multicrop": the square, its mirror and its four corner crops), the same at
+training and test time. Each view's image set is cached on its own pixels.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deeppainter.models.feature_cache import extract_in_batches, shared_cache_file
+from deeppainter.models.featurizers import Featurizer, get_featurizer
+from deeppainter.runs import cached_npy
+
+CORNER_FRACTION = 7 / 8  # ASSUMPTION: multicrop corner crops keep 7/8 of the side (a small shift and zoom)
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as PIL's convert("L")
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What a featurizer reads besides the pixels."""
+
+    cache_root: Path | None  # the user-wide cache of pretrained features (None: no caching)
+    run_cache: Path | None = None  # the run's cache folder for run-dependent features (None: no caching)
+    feature_scales: tuple[int, ...] = (1,)  # classifier.feature_scales (handcrafted features)
+    view: str = "colour"  # classifier.probe_view (pretrained networks)
+    encoder_path: Path | None = None  # the run's frozen encoder (CAE descriptors)
+
+    @classmethod
+    def from_context(cls, ctx) -> FeatureSettings:
+        return cls(shared_cache_root(ctx.cfg), Path(ctx.cache_dir), tuple(ctx.cfg.classifier.feature_scales),
+                   ctx.cfg.classifier.probe_view, ctx.encoder_path)
+
+
+def shared_cache_root(cfg) -> Path:
+    """Where the shared feature cache lives: data.cache_dir, or the user's default cache."""
+    from deeppainter.data.datasets import default_cache_dir
+
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+
+
+def view_sets(images: np.ndarray, view: str) -> list[np.ndarray]:
+    """The uint8 image sets whose features are averaged for ``view`` (classifier.probe_view, or "tiles")."""
+    from deeppainter.models.pretrained import resize_squares
+
+    if view == "colour":
+        return [images]
+    if view == "grey":
+        luma = np.clip(np.rint(images.astype(np.float32) @ LUMA.astype(np.float32)), 0, 255).astype(np.uint8)
+        return [np.repeat(luma[..., None], 3, axis=-1)]
+    size = images.shape[1]
+    if view == "tiles":  # the four quadrants, each left at half the side (the network resizes them)
+        half = size // 2
+        return [np.ascontiguousarray(images[:, y:y + half, x:x + half]) for y in (0, half) for x in (0, half)]
+    crop = round(size * CORNER_FRACTION)
+    corners = [images[:, y:y + crop, x:x + crop] for y in (0, size - crop) for x in (0, size - crop)]
+    return [images, np.ascontiguousarray(images[:, :, ::-1]),
+            *[resize_squares(np.ascontiguousarray(corner), size) for corner in corners]]
+
+
+def output_width(name: str, settings: FeatureSettings) -> int:
+    """The width of ``name``'s features before computing them (ValueError for one that depends on the run's encoder)."""
+    featurizer = get_featurizer(name)
+    if featurizer.output_dim is not None:
+        return featurizer.output_dim
+    if featurizer.parts:
+        return sum(output_width(part, settings) for part in featurizer.parts)
+    if featurizer.name != "image-features":
+        raise ValueError(f"the width of {name}'s features is known only once computed")
+    from deeppainter.classical.features import feature_count
+
+    return feature_count() * len(settings.feature_scales)  # one block of handcrafted features per scale
+
+
+def columns(widths: dict[str, int]) -> dict[str, np.ndarray]:
+    """Each part → its column indices, the parts side by side in order."""
+    edges = np.cumsum([0, *widths.values()])
+    return {part: np.arange(edges[i], edges[i + 1]) for i, part in enumerate(widths)}
+
+
+def part_features(name: str, images: np.ndarray, settings: FeatureSettings) -> dict[str, np.ndarray]:
+    """``name``'s features by part (its parts for a concatenation, else itself): what heads that treat a part
+    apart read, as ``columns({part: width})``."""
+    featurizer = get_featurizer(name)
+    return {part: features(part, images, settings) for part in (featurizer.parts or (name,))}
+
+
+def features(name: str, images: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """``(N, D)`` float32 features of uint8 ``images`` (N, S, S, 3) by the featurizer ``name``."""
+    featurizer = get_featurizer(name)
+    if featurizer.parts:
+        return np.concatenate(list(part_features(name, images, settings).values()), axis=1).astype(np.float32)
+    if featurizer.pretrained or featurizer.base:
+        # the mean over the view's image sets (one set for "colour")
+        return np.mean([_network_features(featurizer, image_set, settings)
+                        for image_set in view_sets(np.asarray(images), settings.view)], axis=0).astype(np.float32)
+    if featurizer.cache == "run" and settings.run_cache is not None:
+        return cached_npy(Path(settings.run_cache) / featurizer.cache_file,
+                          lambda: _compute(featurizer, images, settings))
+    return _compute(featurizer, images, settings)
+
+
+def _network_features(featurizer: Featurizer, images: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """A pretrained network's features (cached on these pixels), or a view's mean over its own image sets."""
+    if featurizer.base:
+        base = get_featurizer(featurizer.base)
+        return np.mean([_network_features(base, part, settings) for part in view_sets(images, featurizer.view)], axis=0)
+    from deeppainter.models.pretrained import extract_features
+
+    def compute():
+        return extract_features(featurizer.name, np.asarray(images))
+
+    if settings.cache_root is None:
+        return compute()
+    return cached_npy(shared_cache_file(settings.cache_root, featurizer, images), compute)
+
+
+def _compute(featurizer: Featurizer, images: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """A handcrafted featurizer's function over every image, with the options it names (scales, encoder)."""
+    from deeppainter.models.pretrained import runner
+
+    function = runner(featurizer)
+    accepted = inspect.signature(function).parameters
+    options = {}
+    if "scales" in accepted:
+        options["scales"] = settings.feature_scales
+    if "encoder" in accepted:
+        import keras
+
+        options["encoder"] = keras.models.load_model(settings.encoder_path, compile=False)
+    return extract_in_batches(lambda batch: function(np.asarray(batch), **options), images, featurizer.batch_size,
+                              desc=featurizer.name)
+
+
+def pixel_features(images: np.ndarray, featurizer: str, feature_scales: tuple[int, ...] = (1,),
+                   view: str = "colour") -> np.ndarray:
+    """uint8 images → ``featurizer``'s features, computed afresh: the first step of a saved final model."""
+    return features(featurizer, images, FeatureSettings(None, None, tuple(feature_scales), view))
