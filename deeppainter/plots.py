@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from deeppainter.runs import atomic_save_figure  # noqa: E402
+from deeppainter.runs import FIGURE_DPI, atomic_save_figure  # noqa: E402
 
 
 def _save(figure, path: Path) -> None:
@@ -54,4 +54,22 @@ def confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> 
         axis.text(column, row, int(value), ha="center", va="center",
                   color="white" if value > threshold else "black", fontsize=8)
     figure.colorbar(image, ax=axis, fraction=0.046)
+    _save(figure, path)
+
+
+def explanation(painting: np.ndarray, overlaid: np.ndarray, title: str, path: Path) -> None:
+    """A heat map a person can read: the painting and the same painting under its heat map (jet colours:
+    blue = no evidence, red = the most), side by side at the images' own pixel size, titled."""
+    from matplotlib import cm, colors
+
+    size = painting.shape[0] / FIGURE_DPI  # inches: one image pixel per figure pixel
+    figure, axes = plt.subplots(1, 2, figsize=(2.3 * size + 0.6, size + 0.9), layout="constrained")
+    for axis, image, caption in ((axes[0], painting, "the painting, standardised as for the model"),
+                                 (axes[1], overlaid, "Grad-CAM: where the evidence is")):
+        axis.imshow(image)
+        axis.set_title(caption, fontsize=9)
+        axis.axis("off")
+    scale = cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap="jet")
+    figure.colorbar(scale, ax=axes[1], fraction=0.046, pad=0.02).set_label("relative evidence", fontsize=8)
+    figure.suptitle(title, fontsize=11)
     _save(figure, path)

@@ -188,12 +188,15 @@ def atomic_write_csv(path: Path, frame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 
 
+FIGURE_DPI = 110  # every PNG figure's resolution
+
+
 def atomic_save_figure(path: Path, figure) -> None:
     """Save a matplotlib figure atomically as PNG."""
     import io
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
 
 

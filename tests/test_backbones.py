@@ -7,9 +7,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from deeppainter import config
-from deeppainter.cli import cv10
+from deeppainter.cli import cv10, explain
 from deeppainter.errors import UserError
 from deeppainter.models import backbones
 from deeppainter.runs import read_json
@@ -122,3 +123,7 @@ def test_lite0_top_fine_tunes_on_cached_activations_and_saves_one_pixel_model(sy
     np.testing.assert_allclose(chain, fold_probabilities, atol=1e-4)
     heat, probabilities = grad_cam(final, images[0])
     assert heat.shape == (32, 32) and np.isclose(probabilities.sum(), 1.0, atol=1e-5)
+    # explain draws the run's final model: painting and heat map side by side, readable
+    explain.main(["--run", str(run_dir), str(synthetic_painters / "painter0" / "0.jpg"), "--out", str(tmp_path)])
+    (figure,) = tmp_path.glob("gradcam_*/*_gradcam.png")
+    assert Image.open(figure).width >= 2 * 256

@@ -152,8 +152,12 @@ def test_explain_cli_writes_overlays(cae_run, mixed_inputs, tmp_path):
     (folder,) = tmp_path.glob("gradcam_*")
     table = pd.read_csv(folder / "gradcam.csv", keep_default_na=False)
     assert len(table) == 3 and (table["error"] != "").sum() == 1
+    assert set(table.loc[table["error"] == "", "class"]) == {"painter1"}
     pngs = sorted(folder.glob("*_gradcam.png"))
-    assert len(pngs) == 2 and all(Image.open(p).size == (32, 32) for p in pngs)
+    # the painting and its heat map side by side, each at least 256 px (the model sees 32 px)
+    assert len(pngs) == 2 and all(Image.open(p).width >= 2 * 256 and Image.open(p).height >= 256 for p in pngs)
+    with pytest.raises(SystemExit):
+        explain_cli.main(["--run", str(cae_run), str(mixed_inputs), "--display-size", "64"])
 
 
 def test_explain_refuses_baselines(baseline_run, synthetic_painters, capsys):

@@ -89,15 +89,21 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
     return np.clip(heat, 0.0, 1.0), probabilities
 
 
-def overlay_png(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> bytes:
-    """The image with the heat map blended over it (jet colours), PNG bytes, same pixel size."""
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """uint8 image with the heat map (same height and width, [0, 1]) blended over it in jet colours."""
     from matplotlib import colormaps
-    from PIL import Image
 
     colours = colormaps["jet"](heat)[..., :3]
     blended = (1 - alpha) * image.astype("float32") / 255.0 + alpha * colours
+    return np.clip(255 * blended, 0, 255).astype(np.uint8)
+
+
+def overlay_png(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> bytes:
+    """:func:`overlay` as PNG bytes, same pixel size."""
+    from PIL import Image
+
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(255 * blended, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(overlay(image, heat, alpha)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

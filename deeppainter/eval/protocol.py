@@ -117,7 +117,7 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
     """Aggregate when every fold is present; write the reports and return the summary."""
     predictions = collect_folds(folds_dirs)
     if predictions.empty or predictions["fold"].nunique() < cfg.cv.folds:
-        done = sorted(predictions["fold"].unique()) if not predictions.empty else []
+        done = sorted(int(f) for f in predictions["fold"].unique()) if not predictions.empty else []
         print(f"folds finished so far: {done} of {cfg.cv.folds}; run the rest, then `cv10 merge` if they "
               f"ran in other folders")
         return None
