@@ -334,7 +334,7 @@ def find_run(command: str, preset: str, seed: int, cfg: config_lib.Config, argum
     Folders committed in git are never found: they are the record of a result (and lack the ignored
     weights and caches), so the same command on a fresh clone runs instead of replaying them.
     A folder of the old form (absolute paths) with the old fingerprint counts too when ``upgrade``
-    (data.migrate.migrate_run, given by the callers above this layer) can make it portable in place.
+    (run_migration.migrate_run, given by the callers above this layer) can make it portable in place.
     """
     out_root = Path(out_root)
     if not out_root.is_dir():

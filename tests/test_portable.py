@@ -87,14 +87,14 @@ def test_moved_run_and_data_still_report_merge_and_resume(synthetic_painters, tm
 
 
 def test_legacy_absolute_paths_still_read(tmp_path):
-    from deeppainter.eval import protocol
+    from deeppainter.eval import crossval
 
     run_dir = tmp_path / "run"
     (run_dir / "folds").mkdir(parents=True)
     (run_dir / "config.json").write_text('{"arguments": {"data": "/srv/shared/data/wikiart14"}, "command": "cv10"}')
     pd.DataFrame({"path": ["../shared/data/wikiart14/a/1.jpg", "/srv/shared/data/wikiart14/b/2.jpg"], "true": ["a", "b"],
                   "fold": [0, 0]}).to_csv(run_dir / "folds" / "fold00.csv", index=False)
-    assert list(protocol.collect_folds([run_dir])["path"]) == ["a/1.jpg", "b/2.jpg"]
+    assert list(crossval.collect_folds([run_dir])["path"]) == ["a/1.jpg", "b/2.jpg"]
 
 
 def test_an_old_unfinished_run_with_absolute_paths_is_migrated_and_resumed(synthetic_painters, tmp_path):

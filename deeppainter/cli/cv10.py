@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from deeppainter.cli import common, experiments
-from deeppainter.data.migrate import migrate_run
 from deeppainter.errors import UserError
 from deeppainter.models import (
     registry,  # light: a model's module is imported only when it is created
 )
+from deeppainter.run_migration import migrate_run
 from deeppainter.runs import (
     atomic_write_csv,
     atomic_write_json,
@@ -243,8 +243,8 @@ def run(args) -> Path:
         sample_dir,
     )
     from deeppainter.data.splits import label_indices
-    from deeppainter.eval import protocol
-    from deeppainter.eval.protocol import finish
+    from deeppainter.eval import crossval
+    from deeppainter.eval.crossval import finish
 
     data = resolve_path(args.data) if args.data else sample_dir()
     classes_requested = resolve_classes(data, args.classes)
@@ -324,7 +324,7 @@ def run(args) -> Path:
             print("duplicates: none found (no two images are versions of one work)")
         groups = groups[ok]
     model = build_model(args, cfg, classes, data, images, run_dir, (encoder, pretraining), relative_table["path"])
-    protocol.run_protocol(model, relative_table, classes, cfg, args.seed, run_dir, only_folds, groups)
+    crossval.run_folds(model, relative_table, classes, cfg, args.seed, run_dir, only_folds, groups)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if args.save_final_model:
@@ -358,8 +358,8 @@ def _subcommand_args(argv, name: str, description: str, what: str):
 def merge(argv) -> Path:
     import shutil
 
-    from deeppainter.eval import protocol
-    from deeppainter.eval.protocol import finish
+    from deeppainter.eval import crossval
+    from deeppainter.eval.crossval import finish
     from deeppainter.train.infold import fold_pretrain_dir
 
     args, records = _subcommand_args(argv, "merge", "Combine cv10 runs of different --folds subsets into one result.",
@@ -369,7 +369,7 @@ def merge(argv) -> Path:
                         "cv10 configuration can be merged")
     seen: dict[int, Path] = {}
     for run_dir in args.run_dirs:
-        for fold in protocol.finished_folds(run_dir):
+        for fold in crossval.finished_folds(run_dir):
             if int(fold) in seen:
                 raise UserError(f"fold {fold} is in both {seen[int(fold)]} and {run_dir}; keep one of them")
             seen[int(fold)] = run_dir
@@ -382,8 +382,8 @@ def merge(argv) -> Path:
         for path in (run_dir / "folds").glob("fold??.*"):
             if not path.name.endswith(".csv") or path.name.endswith(".history.csv"):
                 shutil.copy2(path, merged / "folds" / path.name)  # scores, choices, timings, histories
-        for fold, part in protocol.collect_folds([run_dir]).groupby("fold"):  # predictions, either form
-            atomic_write_csv(protocol.fold_file(merged, int(fold)), part)
+        for fold, part in crossval.collect_folds([run_dir]).groupby("fold"):  # predictions, either form
+            atomic_write_csv(crossval.fold_file(merged, int(fold)), part)
             if fold_pretrain_dir(run_dir, int(fold)).is_dir():  # --pretrain-in-fold: the fold's own encoder
                 shutil.copytree(fold_pretrain_dir(run_dir, int(fold)), fold_pretrain_dir(merged, int(fold)))
     atomic_write_json(merged / "merged_from.json", [runs_path(d, merged.parent) for d in args.run_dirs])
@@ -398,8 +398,8 @@ def ensemble(argv) -> Path:
 
     The weights are fixed (equal), so nothing is tuned on the test folds.
     """
-    from deeppainter.eval import protocol
-    from deeppainter.eval.protocol import finish
+    from deeppainter.eval import crossval
+    from deeppainter.eval.crossval import finish
 
     args, records = _subcommand_args(argv, "ensemble", ensemble.__doc__,
                                      "finished cv10 run folders on the same images, classes, seed and folds")
@@ -407,7 +407,7 @@ def ensemble(argv) -> Path:
     for run_dir in args.run_dirs:
         if not (run_dir / "predictions.csv").is_file():
             raise UserError(f"{run_dir}: no predictions.csv; only finished cv10 runs can be ensembled")
-        frames.append(protocol.read_predictions(run_dir).sort_values("path").reset_index(drop=True))
+        frames.append(crossval.read_predictions(run_dir).sort_values("path").reset_index(drop=True))
     classes = records[0]["arguments"]["classes"]
     for run_dir, record, frame in zip(args.run_dirs, records, frames):
         if (record["arguments"]["classes"] != classes or record["seed"] != records[0]["seed"]
@@ -424,7 +424,7 @@ def ensemble(argv) -> Path:
                  "ensemble_of": [runs_path(d, out_root) for d in args.run_dirs]}
     run_dir, _ = open_run("cv10", first["preset"], first["seed"], cfg, arguments, out_root, resume=False)
     for fold, part in combined.groupby("fold"):
-        atomic_write_csv(protocol.fold_file(run_dir, int(fold)), part)
+        atomic_write_csv(crossval.fold_file(run_dir, int(fold)), part)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     print_table([run_dir])

@@ -20,7 +20,7 @@ def main(argv=None):
     from deeppainter.eval.report import render
 
     if args.migrate:
-        from deeppainter.data.migrate import migrate_runs
+        from deeppainter.run_migration import migrate_runs
 
         migrate_runs(args.results / "runs")
     text = render(args.results)

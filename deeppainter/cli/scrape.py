@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 from deeppainter.cli.common import entry_point
 from deeppainter.data.scrape import (
     POOL_DEFAULT_PER_ARTIST,
-    _exclusive,
-    _run,
+    one_scrape_per_folder,
     read_artists,
+    run_scrape,
 )
 from deeppainter.data.wikiart import (
     DEFAULT_BASE_URL,
@@ -78,5 +78,5 @@ def main(argv=None) -> int:
     slugs = read_artists(args.artists, "--artists")
     excluded = set(read_artists(args.exclude, "--exclude"))
     args.out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(args.out):
-        return _run(args, slugs, excluded)
+    with one_scrape_per_folder(args.out):
+        return run_scrape(args, slugs, excluded)

@@ -423,7 +423,7 @@ def read_artists(value: str | None, option: str = "--artists") -> list[str]:
 
 
 @contextmanager
-def _exclusive(out: Path):
+def one_scrape_per_folder(out: Path):
     """One scrape per folder at a time (an OS lock: a killed run releases it by itself)."""
     try:
         import fcntl
@@ -442,7 +442,7 @@ def _exclusive(out: Path):
             lock_path.unlink(missing_ok=True)
 
 
-def _run(args: argparse.Namespace, slugs: list[str], excluded: set[str]) -> int:
+def run_scrape(args: argparse.Namespace, slugs: list[str], excluded: set[str]) -> int:
     log = print
     client = WikiArtClient(args.base_url, min_interval=args.min_interval, max_retries=args.retries,
                            backoff=args.backoff, timeout=args.timeout, max_bytes=args.max_bytes,

@@ -140,7 +140,7 @@ def post_hoc_reasons(results_dir: Path, cv_runs: list[dict]) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=None)
 def _predictions(run_dir: Path) -> pd.DataFrame:
-    from deeppainter.eval.protocol import read_predictions
+    from deeppainter.eval.crossval import read_predictions
 
     return read_predictions(run_dir)
 

@@ -43,7 +43,7 @@ class FoldContext:
 
 
 class FoldModel(Protocol):
-    """The protocol every registered model implements (eval.protocol.run_protocol drives it).
+    """The protocol every registered model implements (eval.crossval.run_folds drives it).
 
     A featurizer + head model (classical.feature_model.FeatureHeadModel) also has ``features`` (N, D), every
     image's features in the run's image order, ``fitted_head(fold)``, the head fitted in that fold (a

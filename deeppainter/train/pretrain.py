@@ -16,10 +16,10 @@ import pandas as pd
 from deeppainter import plots
 from deeppainter.config import Config, get_preset
 from deeppainter.data.batches import DenoisingBatches
-from deeppainter.data.migrate import migrate_run
 from deeppainter.data.splits import split_train_val
 from deeppainter.models.autoencoder import build_autoencoder
 from deeppainter.models.classifier import make_optimizer
+from deeppainter.run_migration import migrate_run
 from deeppainter.runs import atomic_write_bytes, atomic_write_json, read_json
 from deeppainter.train import distribute
 

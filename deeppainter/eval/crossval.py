@@ -1,6 +1,6 @@
-"""The 10-fold protocol: folds, resume, and the run's reports.
+"""The fold runner (cross validation): folds, resume, and the run's reports.
 
-``run_protocol`` is the whole protocol in one function: scikit-learn stratified folds
+``run_folds`` runs the protocol in one function: scikit-learn stratified folds
 (``data.splits.make_folds``, near-duplicates grouped inside one fold), one out-of-fold prediction
 per image from a registered fold model (``models.registry``), and one result file per finished fold
 so a re-run resumes. Model selection happens inside each model, on the training folds only.
@@ -33,7 +33,7 @@ def fold_file(run_dir: Path, fold: int) -> Path:
     return Path(run_dir) / "folds" / f"fold{fold:02d}.csv"
 
 
-def run_protocol(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed: int, run_dir: Path,
+def run_folds(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed: int, run_dir: Path,
                  only_folds: list[int] | None = None, groups: np.ndarray | None = None) -> pd.DataFrame:
     """Run (or resume) the folds and return every finished fold's out-of-fold predictions.
 
