@@ -35,7 +35,10 @@ class AutoencoderConfig:
     activation: str = "relu"  # ASSUMPTION: neither paper names the activation
     unpooling: str = "upsample"  # [R21]: UpSampling2D; [P16]: "maxunpool" (pool switches)
     reconstruction_activation: str = "sigmoid"  # ASSUMPTION: inputs are scaled to [0, 1]
-    mixed_precision: bool = False  # ASSUMPTION: off; "mixed_float16"/"mixed_bfloat16" on GPUs
+    mixed_precision: bool = False  # ASSUMPTION: off; float32 everywhere
+    # The compute dtype under mixed_precision (weights stay float32). ASSUMPTION: float16 (loss-scaled), the
+    # older GPUs' choice; bfloat16 needs no loss scaling and suits H100s and CPUs with AVX512-BF16.
+    mixed_dtype: str = "float16"
 
 
 @dataclass
@@ -268,6 +271,7 @@ def _section_names(cfg: Config) -> set[str]:
 CHOICES = {
     "data.mode": ("pad", "crop", "resize"),
     "model.unpooling": ("upsample", "maxunpool"),
+    "model.mixed_dtype": ("float16", "bfloat16"),
     "pretrain.optimizer": ("adam", "sgd", "rmsprop"),
     "pretrain.loss": ("mse", "kld"),
     "pretrain.denoise": ("none", "per_batch", "per_epoch"),
