@@ -37,7 +37,7 @@ def test_a_models_recipe_comes_before_the_users_overrides():
     from deeppainter.cli import cv10
 
     args = cv10.parse_args(["--model", "effnet-lite0-logreg"])
-    assert args.overrides == ["data.image_size=224"]
+    assert args.overrides == ["data.image_size=224", "classifier.probe_c=0.0001,0.001,0.01,0.1,1,10"]
     args = cv10.parse_args(["--model", "effnet-lite0-logreg", "--set", "data.image_size=128"])
     assert args.overrides[-1] == "data.image_size=128"  # applied last, so it wins
 
