@@ -8,6 +8,8 @@ set -uo pipefail
 run() { local experiment=$1; shift; echo "== $experiment $*"
         python -m deeppainter.cv10 --experiment "experiments/$experiment.toml" --set cv.group_duplicates=false "$@" \
           || echo "FAILED: $experiment $*"; }
+# issue 25: the three logistic-regression probes below search C over 1e-4..10 (their registered recipe); their
+# task-1 and task-2 rows were re-run so, and the older rows show `classifier.probe_c=0.01,0.1,1.0` as a change.
 probes=(effnet-lite0-logreg dinov2-logreg pretrained-concat-logreg magenta-style-svm effnet-lite0-head)
 # issue 23: the larger EfficientNet-Lites and two multi-scale views of Lite0, in the same folds
 new_probes=(effnet-lite1-logreg effnet-lite2-logreg effnet-lite0-multiscale-logreg effnet-lite0-tiles-logreg)
