@@ -222,13 +222,15 @@ def test_transductive_pretraining_is_recorded_and_labelled(synthetic_painters, t
 def test_sample_default_uses_the_shipped_encoder_only_when_it_fits():
     from deeppainter.config import build_config
 
-    cv10.SHIPPED_ENCODERS.joinpath("cpu", "encoder.keras").is_file() or pytest.skip("no shipped cpu encoder")
-    assert cv10.shipped_encoder(build_config("cpu", []), "cpu") is not None
-    assert cv10.shipped_encoder(build_config("cpu", ["data.image_size=128"]), "cpu") is None
-    assert cv10.shipped_encoder(build_config("smoke", []), "smoke") is None
-    args = cv10.parse_args([])
-    path, transductive = cv10.encoder_source(args, build_config("cpu", []), sample_dir())
-    assert path == cv10.SHIPPED_ENCODERS / "cpu" / "encoder.keras" and not transductive
+    from deeppainter.eval import experiment
+
+    experiment.SHIPPED_ENCODERS.joinpath("cpu", "encoder.keras").is_file() or pytest.skip("no shipped cpu encoder")
+    assert experiment.shipped_encoder(build_config("cpu", []), "cpu") is not None
+    assert experiment.shipped_encoder(build_config("cpu", ["data.image_size=128"]), "cpu") is None
+    assert experiment.shipped_encoder(build_config("smoke", []), "smoke") is None
+    request = experiment.Cv10Request("cpu", 0, Path("results/runs"))
+    path, transductive = experiment.encoder_source(request, build_config("cpu", []), sample_dir())
+    assert path == experiment.SHIPPED_ENCODERS / "cpu" / "encoder.keras" and not transductive
 
 
 def test_main_job_table_puts_every_model_beside_the_published_rows(synthetic_painters, tmp_path, capsys):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from deeppainter.cli import cv10
+from deeppainter.eval import experiment
 from deeppainter.cli import report as report_cli
 from deeppainter.data.datasets import load_images
 from deeppainter.runs import images_digest, load_run_config, read_json
@@ -31,7 +32,7 @@ def test_each_fold_pre_trains_on_its_training_images_only(synthetic_painters, tm
     monkeypatch.setattr(pretrain, "pretrain_autoencoder", spy)
     run_dir = run_in_fold(tmp_path / "results" / "runs", synthetic_painters)
     out = capsys.readouterr().out
-    assert cv10.IN_FOLD_NOTE in out and "(in-fold pre-training)" in out and "transductive" not in out
+    assert experiment.IN_FOLD_NOTE in out and "(in-fold pre-training)" in out and "transductive" not in out
 
     predictions = pd.read_csv(run_dir / "predictions.csv")
     paths = pd.read_csv(run_dir / "images.csv")["path"].astype(str).to_numpy()
