@@ -105,7 +105,8 @@ def parse_args(argv=None):
     if not args.dtypes or not set(args.dtypes) <= set(DTYPES):
         parser.error(f"--dtypes {','.join(args.dtypes)}: choose from {','.join(DTYPES)}")
     if min(args.paper_steps, args.steps, args.images, args.per_class, args.epochs) < 1 or args.paper_batch < 0:
-        parser.error("--paper-steps, --steps, --images, --per-class and --epochs must be at least 1, --paper-batch ≥ 0")
+        parser.error("--paper-steps, --steps, --images, --per-class and --epochs must be at least 1, "
+                     "--paper-batch at least 0")
     if args.smoke:
         args.preset = "smoke"
         args.images, args.size, args.per_class = min(args.images, 12), 32, min(args.per_class, 12)
@@ -163,7 +164,8 @@ def main(argv=None):
     arguments = {k: str(v) for k, v in vars(args).items() if k not in ("preset", "overrides", "seed", "out")}
     run_dir, _ = open_run("bench", args.preset, args.seed, cfg, arguments, args.out, resume=False)
     device = accelerator()
-    print(f"bench run {run_dir} on {data if not args.paper_only else 'random inputs'} ({keras.backend.backend()}, {device})")
+    inputs = "— (random inputs)" if args.paper_only else data
+    print(f"bench run {run_dir} on {inputs} ({keras.backend.backend()}, {device})")
     metrics: dict = {"matmul": matmul_peaks(args, device), "device": device, "backend": keras.backend.backend()}
     metrics["peak"] = peaks(args, device, metrics["matmul"])
     rows = []
@@ -192,11 +194,12 @@ def main(argv=None):
     metrics["table"] = [dict(zip(COLUMNS, row)) for row in rows]
     metrics["load_average"] = {"start": load_start, "end": os.getloadavg()[0], "cpus": os.cpu_count()}
     table = markdown_table(rows)
-    header = (f"# deeppainter bench\n\npreset {args.preset}, data {data if not args.paper_only else '— (random inputs)'}, "
-              f"seed {args.seed}, {keras.backend.backend()} on {device}; run folder {run_dir}. Ratios are measured "
-              f"side by side in one run. Load average {load_start:.1f} at the start and "
-              f"{metrics['load_average']['end']:.1f} at the end on {os.cpu_count()} CPUs (other jobs share this "
-              f"machine: timings are only as steady as that).\n\n")
+    command = " ".join(["python -m deeppainter.bench", *(sys.argv[1:] if argv is None else argv)])
+    load = metrics["load_average"]
+    header = (f"# deeppainter bench\n\n`{command}`: preset {args.preset}, data {inputs}, seed {args.seed}, "
+              f"{keras.backend.backend()} on {device}; run folder {run_dir}. Ratios are measured side by side in one "
+              f"run. Load average {load['start']:.1f} at the start and {load['end']:.1f} at the end on {load['cpus']} "
+              f"CPUs (other jobs share this machine: timings are only as steady as that).\n\n")
     atomic_write_text(args.report, header + table)
     atomic_write_text(run_dir / "bench.md", header + table)
     atomic_write_json(run_dir / "metrics.json", metrics)

@@ -519,7 +519,7 @@ def paper_rows(m: dict) -> list[tuple[str, ...]]:
     rows, float32_rate = [], {}
     for record in m["paper_size"]:
         key = (record["part"], record["preset"])
-        what = ("CAE training" if record["part"] == "cae" else f"head training ({record['params'] / 1e6:.0f} M weights)")
+        what = "CAE training" if record["part"] == "cae" else f"head training ({record['params'] / 1e6:.0f} M weights)"
         peak = m["peak"][record["dtype"]]
         achieved = record["images_per_s"] * record["train_flops_per_image"]
         memory = f"peak RSS {record['peak_rss_bytes'] / GB:.1f} GB"
@@ -539,9 +539,12 @@ def paper_rows(m: dict) -> list[tuple[str, ...]]:
     kernels = m.get("onednn")
     if kernels:
         found = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in kernels["kernels"].items()) or "none"
-        uses = any("bf16" in name for names in kernels["kernels"].values() for name in names)
+        native = [kind for kind, names in kernels["kernels"].items() if any("bf16" in name for name in names)]
+        other = [kind for kind in kernels["kernels"] if kind not in native]
+        verdict = (f"bf16 kernels for {', '.join(native) or 'nothing'}"
+                   + (f"; not for {', '.join(other)}" if other else ""))
         rows.append(("oneDNN kernels on bfloat16 data (ONEDNN_VERBOSE)", found, f"ISA: {kernels['isa'] or '?'}",
-                     "AVX512-BF16 kernels used" if uses else "no bf16 kernels", "—"))
+                     verdict, "—"))
     return rows
 
 
