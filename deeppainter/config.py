@@ -145,6 +145,27 @@ class ServeConfig:
 
 
 @dataclass
+class TrustConfig:
+    """Open-set attribution and calibration (deeppainter.eval.trust; REFERENCE.md §6). Active when cv10 has
+    unknown painters (--unknown) or temperature scaling is asked for."""
+    # ASSUMPTION: every scorer of REFERENCE.md §6 is evaluated; "energy" needs logits, the feature scorers
+    # a feature space — a model without them skips those rows.
+    scorers: tuple[str, ...] = ("msp", "energy", "mahalanobis", "knn")
+    keep: float = 0.95  # share of the training folds' known paintings above the threshold (95% TPR)
+    # ASSUMPTION: 3 inner folds of the training folds give the out-of-fold outputs that set the threshold
+    # and the temperature (each model is fitted 1 + inner_folds times per fold).
+    inner_folds: int = 3
+    # ASSUMPTION: the unknown painters are dealt into 2 groups; a fold tests one group and may train
+    # against the other as a background class.
+    unknown_groups: int = 2
+    background: bool = False  # outlier exposure: the other group's paintings as one extra class
+    knn_k: int = 10  # ASSUMPTION: Sun et al. 2022 use k in the tens for small training sets
+    temperature: bool = False  # fit a temperature on the inner folds even without unknown painters
+    # The score the final model (predict / evaluate) says "none of the known painters" with.
+    final_scorer: str = "msp"
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
@@ -153,6 +174,7 @@ class Config:
     cv: CVConfig = field(default_factory=CVConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
 
 
 def _replication2021() -> Config:
@@ -281,6 +303,7 @@ CHOICES = {
     "classifier.probe_view": ("colour", "grey", "multicrop"),
     "pretrain.jit_compile": ("auto", "true", "false"),
     "classifier.jit_compile": ("auto", "true", "false"),
+    "trust.final_scorer": ("msp", "energy", "mahalanobis", "knn", "background"),
 }
 
 
@@ -338,6 +361,10 @@ RANGES: dict[str, tuple] = {
     "serve.neighbours": _AT_LEAST_0,  # 0 = no nearest-paintings view
     "serve.thumbnail_size": (8, 512, False, False),
     "serve.heat_alpha": (0, 1, False, False),
+    "trust.keep": (0, 1, True, True),
+    "trust.inner_folds": (2, None, False, False),
+    "trust.unknown_groups": (2, None, False, False),
+    "trust.knn_k": _AT_LEAST_1,
 }
 
 
@@ -395,6 +422,10 @@ def validate(cfg: Config) -> None:
                           f"that leave at least 8 pixels of data.image_size={cfg.data.image_size}, e.g. 1,2")
     if not cfg.classifier.probe_c:
         raise ConfigError("classifier.probe_c must be one or more positive numbers, e.g. 0.01,0.1,1")
+    unknown_scorers = set(cfg.trust.scorers) - {"msp", "energy", "mahalanobis", "knn"}
+    if not cfg.trust.scorers or unknown_scorers:
+        raise ConfigError(f"trust.scorers={','.join(cfg.trust.scorers)}: choose from msp, energy, mahalanobis, knn "
+                          f"(outlier exposure is trust.background=true)")
 
 
 def build_config(preset: str, overrides: typing.Iterable[str] = ()) -> Config:

@@ -73,3 +73,16 @@ def explanation(painting: np.ndarray, overlaid: np.ndarray, title: str, path: Pa
     figure.colorbar(scale, ax=axes[1], fraction=0.046, pad=0.02).set_label("relative evidence", fontsize=8)
     figure.suptitle(title, fontsize=11)
     _save(figure, path)
+
+
+def reliability(bins: list[dict], n_bins: int, path: Path, title: str) -> None:
+    """Accuracy per bin of the top probability (bars), each bin's mean confidence (dots) and the diagonal."""
+    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    centres = [(row["low"] + row["high"]) / 2 for row in bins]
+    axis.bar(centres, [row["accuracy"] for row in bins], width=1 / n_bins, edgecolor="black", label="accuracy")
+    axis.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    axis.plot(centres, [row["confidence"] for row in bins], "o", color="tab:red", label="mean confidence")
+    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="top probability", ylabel="accuracy", title=title)
+    axis.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)

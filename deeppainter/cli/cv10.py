@@ -61,6 +61,10 @@ def parse_args(argv=None):
     parser.add_argument("--folds", default="",
                         help="comma-separated fold numbers to run (e.g. 0,3,7); default: all. "
                              "Combine subsets later with: cv10 merge RUN_DIR...")
+    parser.add_argument("--unknown", default="auto", metavar="DIR|auto|none",
+                        help="painters outside the task, for open-set scores (\"none of the known painters\"), "
+                             "leave-painters-out (see deeppainter.eval.trust): a folder of painter folders; auto "
+                             "(default) = the data root's other class folders, if any; none = closed set only")
     parser.add_argument("--save-final-model", action="store_true",
                         help="also train one model on all images and save it for predict/evaluate/explain")
     parser.add_argument("--experiment", type=Path, default=None,

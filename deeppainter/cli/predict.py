@@ -57,6 +57,9 @@ def parse_args(argv=None):
     add_model_arguments(parser, "predictions_<time>.csv")
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images (any size)")
     parser.add_argument("--top-k", type=int, default=3, help="how many painters to print per image")
+    parser.add_argument("--claim", default=None, metavar="PAINTER",
+                        help="authentication: the calibrated probability that each image is by PAINTER rather than "
+                             "another painter of the model, and its percentile among PAINTER's own works")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")
@@ -64,11 +67,26 @@ def parse_args(argv=None):
 
 
 
+def describe_row(row: dict, top_k: int, claim: str | None) -> str:
+    """The printed line of one image: top-k, the open-set verdict, the claim."""
+    text = ", ".join(f"{row[f'top{r}']} {100 * row[f'prob{r}']:.1f}%" for r in range(1, top_k + 1))
+    if row.get("unknown"):
+        text += f" — none of the known painters (score {row['known_score']:.3g} below {row['threshold']:.3g})"
+    if claim is not None:
+        text += f" — claim {claim}: {100 * row['claim_probability']:.1f}%"
+        if "claim_percentile" in row:
+            text += (f", percentile {row['claim_percentile']:.0f} of {claim}'s own works by probability, "
+                     f"{row['score_percentile']:.0f} by known-painter score")
+    return text
+
+
 def run(args) -> Path:
     common.seed_everything(args.seed)
     final = load_final_model(args.run)
+    if args.claim is not None and args.claim not in final.classes:
+        raise UserError(f"--claim {args.claim}: not a painter of this model; choose one of {', '.join(final.classes)}")
     paths = expand_inputs(args.images)
-    predictions = predict_files(final, paths, args.top_k)
+    predictions = predict_files(final, paths, args.top_k, claim=args.claim)
     table = predictions.table
     if not len(predictions.images):
         for path, reason in zip(paths, table["error"]):
@@ -80,8 +98,7 @@ def run(args) -> Path:
         if row["error"]:
             print(f"{row['path']}: unreadable ({row['error']})")
         else:
-            ranked = ", ".join(f"{row[f'top{r}']} {100 * row[f'prob{r}']:.1f}%" for r in range(1, top_k + 1))
-            print(f"{row['path']}: {ranked}")
+            print(f"{row['path']}: {describe_row(row, top_k, args.claim)}")
     csv_path = output_folder(args, "predict", final.name) / f"predictions_{timestamp()}.csv"
     atomic_write_csv(csv_path, table)
     bad = int((table["error"] != "").sum())

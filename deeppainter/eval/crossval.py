@@ -15,7 +15,7 @@ import pandas as pd
 
 from deeppainter.config import Config
 from deeppainter.data.splits import label_indices, make_folds
-from deeppainter.eval import metrics
+from deeppainter.eval import metrics, trust
 from deeppainter.eval.comparison import comparison_table, model_label
 from deeppainter.eval.published import task_name
 from deeppainter.progress import progress
@@ -33,11 +33,18 @@ def fold_file(run_dir: Path, fold: int) -> Path:
     return Path(run_dir) / "folds" / f"fold{fold:02d}.csv"
 
 
+def unknown_file(run_dir: Path, fold: int) -> Path:
+    """The fold's unknown-painter predictions (written before the fold's own file, which marks it done)."""
+    return fold_file(run_dir, fold).with_suffix(".unknown.csv")
+
+
 def run_folds(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed: int, run_dir: Path,
-                 only_folds: list[int] | None = None, groups: np.ndarray | None = None) -> pd.DataFrame:
+              only_folds: list[int] | None = None, groups: np.ndarray | None = None, trust=None) -> pd.DataFrame:
     """Run (or resume) the folds and return every finished fold's out-of-fold predictions.
 
-    ``groups`` (one id per image, e.g. near-duplicates) keeps each group inside one fold.
+    ``groups`` (one id per image, e.g. near-duplicates) keeps each group inside one fold. ``trust``
+    (eval.trust.TrustPlan) adds open-set scores, thresholds and temperature-scaled probabilities, and
+    predictions for the fold's unknown painters, whose images the model sees after ``table``'s.
     """
     labels = label_indices(table["label"], classes)
     folds = make_folds(labels, cfg.cv.folds, seed, groups)
@@ -46,16 +53,25 @@ def run_folds(model, table: pd.DataFrame, classes: list[str], cfg: Config, seed:
     todo = [k for k in selected if k not in finished]
     if len(todo) < len(selected):
         print(f"resuming: folds {sorted(set(selected) - set(todo))} already finished, skipping them")
+    paths = table["path"].to_numpy()
+    if trust is not None and trust.pool is not None:
+        paths = np.r_[paths, trust.pool.table["path"].to_numpy()]
     for fold in progress(todo, desc=f"{cfg.cv.folds}-fold CV", unit="fold"):
         train_idx, test_idx = folds[fold]
         start = time.perf_counter()
-        probabilities, info, history = model.fit_predict(fold, train_idx, test_idx, labels)
+        if trust is None:
+            probabilities, info, history = model.fit_predict(fold, train_idx, test_idx, labels)
+            frame = pd.DataFrame({"path": paths[test_idx], "true": table["label"].to_numpy()[test_idx],
+                                  "predicted": np.array(classes)[probabilities.argmax(axis=1)], "fold": fold})
+            for index, name in enumerate(classes):
+                frame[f"prob_{name}"] = probabilities[:, index]
+        else:
+            frame, unknown, info, history = trust.run_fold(model, fold, train_idx, test_idx, labels, paths,
+                                                           table["label"].to_numpy())
+            if unknown is not None:
+                atomic_write_csv(unknown_file(run_dir, fold), unknown)
         info = {"fold": fold, "n_train": len(train_idx), "n_test": len(test_idx),
                 "seconds": time.perf_counter() - start, **info}
-        frame = pd.DataFrame({"path": table["path"].to_numpy()[test_idx], "true": table["label"].to_numpy()[test_idx],
-                              "predicted": np.array(classes)[probabilities.argmax(axis=1)], "fold": fold})
-        for index, name in enumerate(classes):
-            frame[f"prob_{name}"] = probabilities[:, index]
         if history is not None:
             atomic_write_csv(fold_file(run_dir, fold).with_suffix(".history.csv"), history.assign(fold=fold))
         atomic_write_json(fold_file(run_dir, fold).with_suffix(".json"), info)
@@ -93,6 +109,18 @@ def collect_folds(run_dirs: list[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def collect_unknown(run_dirs: list[Path]) -> pd.DataFrame:
+    """Every finished fold's predictions for unknown painters (per-fold files, or unknown_predictions.csv)."""
+    frames = []
+    for run_dir in map(Path, run_dirs):
+        files = sorted((run_dir / "folds").glob("fold??.unknown.csv"))
+        if files:
+            frames += [pd.read_csv(f) for f in files]
+        elif (run_dir / "unknown_predictions.csv").is_file():
+            frames.append(pd.read_csv(run_dir / "unknown_predictions.csv"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def finished_folds(run_dir: Path) -> set[int]:
     """Folds with predictions in ``run_dir``: a per-fold CSV each, or the fold column of predictions.csv."""
     run_dir = Path(run_dir)
@@ -105,12 +133,26 @@ def finished_folds(run_dir: Path) -> set[int]:
 def compact_folds(run_dir: Path) -> None:
     """Remove the per-fold prediction copies once predictions.csv holds them all (scores, choices,
     timings and histories stay in folds/)."""
-    for path in (Path(run_dir) / "folds").glob("fold??.csv"):
-        path.unlink()
+    for pattern in ("fold??.csv", "fold??.unknown.csv"):
+        for path in (Path(run_dir) / "folds").glob(pattern):
+            path.unlink()
 
 
 def fold_infos(run_dirs: list[Path]) -> list[dict]:
     return [read_json(f) for run_dir in run_dirs for f in sorted((Path(run_dir) / "folds").glob("fold??.json"))]
+
+
+def print_trust(extra: dict, keep: float) -> None:
+    """Calibration in one line; with unknown painters, the open-set table."""
+    ece = extra["calibration"]
+    scaled = ece.get("ece_temperature_scaled")
+    print(f"calibration: ECE {100 * ece['ece']:.2f}% ({ece['ece_bins']} bins)"
+          + (f", {100 * scaled:.2f}% after temperature scaling fitted inside the training folds"
+             if scaled is not None else ""))
+    if "openset" in extra:
+        print(f"\nopen set: known paintings vs {len(extra['unknown_painters'])} unknown painters "
+              f"(leave-painters-out; each fold's threshold keeps {100 * keep:.0f}% of its training folds' knowns):")
+        print(trust.openset_table(extra["openset"]).to_string(index=False))
 
 
 def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | None:
@@ -135,14 +177,16 @@ def finish(run_dir: Path, record: dict, cfg, folds_dirs: list[Path]) -> dict | N
              "experiment": record["arguments"].get("experiment", ""),
              "wall_seconds_folds": float(sum(i["seconds"] for i in infos)),
              "fold_details": infos}
-    metrics.write_reports(run_dir, predictions, summary, extra,
-                          title=f"{model}, {len(predictions)} images, {cfg.cv.folds}-fold CV")
+    title = f"{model}, {len(predictions)} images, {cfg.cv.folds}-fold CV"
+    extra |= trust.write_trust_reports(run_dir, predictions, collect_unknown(folds_dirs), classes, title)
+    metrics.write_reports(run_dir, predictions, summary, extra, title=title)
     summary = {**summary, **extra}
     atomic_write_csv(run_dir / "paper_table.csv", comparison_table([summary])[0])
     confused = summary["most_confused"][:1]
     print(f"{model_label(summary)}: accuracy {metrics.format_percent(summary['accuracy_mean'], summary['accuracy_std'])}"
           f" over {cfg.cv.folds} folds, {len(predictions)} images"
           + "".join(f"; most confused: {p['pair']} ({p['confusions']} images)" for p in confused))
+    print_trust(extra, cfg.trust.keep)
     mark_done(run_dir)
     compact_folds(run_dir)  # after DONE: until then the per-fold CSVs are the resume markers
     print(f"run folder: {run_dir}")

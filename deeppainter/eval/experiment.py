@@ -7,7 +7,8 @@ This is the domain policy behind ``python -m deeppainter.cv10`` (cli/cv10.py par
   transductive ``--transductive-pretrain``), refusing to pre-train on test folds silently;
 - grouping versions of one work (near-duplicates) inside one fold;
 - the run's identity (arguments, fingerprint) for resuming and finding finished runs;
-- the final model trained on every image (``--save-final-model``);
+- the unknown painters for open-set scores, and the trust plan that scores them (eval.trust);
+- the final model trained on every image (``--save-final-model``), with its open-set scorer and temperature;
 - ``merge`` of fold subsets run apart and the equal-weight ``ensemble`` of finished runs.
 """
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Cv10Request:
     save_final_model: bool = False
     experiment: Path | None = None
     fresh: bool = False
+    unknown: str = "auto"  # painters outside the task (eval.trust.unknown_table): a folder, auto or none
     workers: int = 2
     verbose: bool = False
 
@@ -197,6 +199,41 @@ def build_model(request: Cv10Request, cfg, classes, data: Path, images, run_dir:
     return registry.create_model(ctx)
 
 
+def plan_trust(request: Cv10Request, cfg, classes: list[str], images, unknown, run_dir: Path):
+    """The known images followed by the unknown painters' (standardised alike), and the fold plan that scores them."""
+    import numpy as np
+
+    from deeppainter.data.datasets import load_images
+    from deeppainter.eval import trust
+
+    pool = None
+    if len(unknown):
+        pool_images, ok = load_images(list(unknown["path"]), cfg.data, workers=request.workers,
+                                      skipped_csv=run_dir / "skipped_unknown.csv")
+        if not ok.all():
+            print(f"{int((~ok).sum())} unreadable unknown-painter images left out; listed in "
+                  f"{run_dir / 'skipped_unknown.csv'}")
+        unknown = unknown[ok].reset_index(drop=True)
+        pool = trust.make_pool(unknown, len(images), cfg.trust.unknown_groups, cfg.cv.folds, request.seed)
+        print(f"open set: {len(unknown)} paintings by {unknown['label'].nunique()} painters outside the task, "
+              f"in {pool.n_groups} groups of painters (each fold tests one group's)"
+              + ("; the other group is a background class" if cfg.trust.background else ""))
+        images = np.concatenate([np.asarray(images), np.asarray(pool_images)])
+    return images, trust.TrustPlan(cfg.trust, classes, pool, request.seed)
+
+
+def save_final_trust(model, trust_plan, labels, cfg, run_dir: Path) -> dict:
+    """final_trust.pkl beside the final model: its scorer, threshold and temperature (eval.trust)."""
+    import pickle
+
+    from deeppainter.eval import trust
+    from deeppainter.runs import atomic_write_bytes
+
+    record = trust.fit_final_trust(model, trust_plan, labels, cfg.cv.folds)
+    atomic_write_bytes(run_dir / trust.FINAL_TRUST, pickle.dumps(record))
+    return trust.describe_final_trust(record)
+
+
 @dataclass(frozen=True)
 class Cv10Plan:
     """What :func:`plan_cv10` checked (without Keras): the request, its configuration, data and folds."""
@@ -270,6 +307,17 @@ def run_cv10(plan: Cv10Plan) -> Path:
             # duplicates were grouped is another run, never resumed or reported as this one.
             arguments["duplicate_groups"] = hashlib.sha256(groups.tobytes()).hexdigest()[:16]
             arguments["duplicate_rule"] = RULE
+    from deeppainter.eval import trust
+
+    unknown = trust.unknown_table(request.unknown, data, classes)
+    if pretraining and pretraining != TRANSDUCTIVE and (len(unknown) or cfg.trust.temperature):
+        raise UserError("--pretrain-in-fold with open-set scoring or temperature scaling is not supported (their "
+                        "inner folds would re-use the fold's encoder); add --unknown none")
+    if len(unknown):  # only then, so the fingerprints of closed-set runs stay valid
+        unknown_root = data if request.unknown == "auto" else Path(request.unknown)
+        arguments["unknown"] = {"painters": sorted(unknown["label"].unique()),
+                                "images": images_digest([portable_path(p, unknown_root) for p in unknown["path"]],
+                                                        unknown["label"])}
     finished = None if request.fresh else find_run("cv10", request.preset, request.seed, cfg, arguments, request.out,
                                                  done=True, upgrade=migrate_run)
     if finished is not None and (not request.save_final_model or (finished / "final_model.json").exists()):
@@ -303,19 +351,28 @@ def run_cv10(plan: Cv10Plan) -> Path:
         else:
             print("duplicates: none found (no two images are versions of one work)")
         groups = groups[ok]
-    model = build_model(request, cfg, classes, data, images, run_dir, (encoder, pretraining), relative_table["path"])
-    crossval.run_folds(model, relative_table, classes, cfg, request.seed, run_dir, plan.only_folds, groups)
+    trust_plan = None
+    if len(unknown) or cfg.trust.temperature:
+        images, trust_plan = plan_trust(request, cfg, classes, images, unknown, run_dir)
+    model = build_model(request, cfg, trust_plan.model_classes if trust_plan else classes, data, images, run_dir,
+                        (encoder, pretraining), relative_table["path"])
+    crossval.run_folds(model, relative_table, classes, cfg, request.seed, run_dir, plan.only_folds, groups,
+                       trust_plan)
     record, _ = load_run_config(run_dir)
     finish(run_dir, record, cfg, [run_dir])
     if request.save_final_model:
         labels = label_indices(table["label"], classes)
         path = run_dir / f"final_model.{spec.final_format}"
-        model.save_final(labels, path)
+        background = trust_plan is not None and trust_plan.background
+        model.save_final(trust_plan.labels(labels) if background else labels, path)
         from deeppainter.eval.inference import FINAL_JSON, preprocessing_record, write_reference_set
 
-        atomic_write_json(run_dir / FINAL_JSON, {"path": path.name, "model": request.model, "classes": classes,
-                                                 **preprocessing_record(cfg.data)})
-        write_reference_set(run_dir, images, table["label"], relative_table["path"], cfg.serve.thumbnail_size)
+        record = {"path": path.name, "model": request.model, "classes": classes, **preprocessing_record(cfg.data)}
+        if trust_plan is not None:
+            record["trust"] = save_final_trust(model, trust_plan, labels, cfg, run_dir)
+        atomic_write_json(run_dir / FINAL_JSON, record)
+        write_reference_set(run_dir, images[:len(table)], table["label"], relative_table["path"],
+                            cfg.serve.thumbnail_size)
         print(f"final model trained on all {len(table)} images: {path}")
     return run_dir
 
@@ -358,7 +415,7 @@ def merge_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
     (merged / "folds").mkdir()
     for run_dir in run_dirs:
         for path in (run_dir / "folds").glob("fold??.*"):
-            if not path.name.endswith(".csv") or path.name.endswith(".history.csv"):
+            if not path.name.endswith(".csv") or path.name.endswith((".history.csv", ".unknown.csv")):
                 shutil.copy2(path, merged / "folds" / path.name)  # scores, choices, timings, histories
         for fold, part in crossval.collect_folds([run_dir]).groupby("fold"):  # predictions, either form
             atomic_write_csv(crossval.fold_file(merged, int(fold)), part)

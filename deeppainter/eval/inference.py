@@ -40,6 +40,7 @@ class FinalModel:
     pad_color: tuple[int, int, int]
     model: object  # a keras.Model ([0, 1] floats in) or a fitted scikit-learn pipeline (uint8 in)
     trim_bars: bool = False
+    trust: dict | None = None  # eval.trust.fit_final_trust's record: scorer, threshold, temperature
 
     def data_config(self, cache_dir: str = ""):
         """The one DataConfig that predict, evaluate and explain standardise new images with."""
@@ -63,6 +64,51 @@ class FinalModel:
                       for i in range(0, len(images), batch_size)]
             return np.concatenate(chunks).astype("float64")
         return np.asarray(self.model.predict_proba(np.asarray(images)), dtype="float64")
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The model's feature space (a pipeline's steps up to its ``features`` step), as its CV scorers saw it."""
+        from sklearn.pipeline import Pipeline
+
+        names = [name for name, _ in getattr(self.model, "steps", [])]
+        if "features" not in names:
+            raise UserError(f"--run {self.run_dir}: {self.name} has no feature space for its "
+                            f"{self.trust['scorer']} score")
+        return Pipeline(self.model.steps[:names.index("features") + 1]).transform(np.asarray(images))
+
+    def assess(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Probabilities over the known painters (temperature-scaled when the model carries a temperature), and
+        with a trust record the known-painter score, its threshold and whether each image is below it."""
+        from deeppainter.eval import calibration, openset
+
+        raw = self.predict_proba(images)
+        known = raw[:, :len(self.classes)]
+        known = known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
+        if self.trust is None or not len(images):
+            return {"probabilities": known}
+        trust = self.trust
+        probabilities = calibration.apply_temperature(calibration.log_probabilities(known), trust["temperature"])
+        if trust["feature_scorer"] is not None:
+            score = trust["feature_scorer"].score(self.features(images))
+        else:
+            logits = (openset.as_logits(self.model.decision_function(np.asarray(images)))
+                      if trust["scorer"] == "energy" else None)
+            score = openset.probability_score(trust["scorer"], raw, logits, trust["background"])
+        return {"probabilities": probabilities, "known_score": score, "threshold": np.full(len(score), trust["threshold"]),
+                "unknown": score < trust["threshold"]}
+
+    def claim(self, painter: str, assessed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """For ``predict --claim``: the calibrated probability of ``painter`` and the percentile of that probability
+        (and of the known-painter score) among the painter's own works, out of fold."""
+        probability = assessed["probabilities"][:, self.classes.index(painter)]
+        result = {"claim_probability": probability}
+        if self.trust is not None:
+            reference = self.trust["reference"][painter]
+            result["claim_percentile"] = 100.0 * np.searchsorted(reference["probability"], probability,
+                                                                 side="right") / len(reference["probability"])
+            result["score_percentile"] = 100.0 * np.searchsorted(reference["score"], assessed["known_score"],
+                                                                 side="right") / len(reference["score"])
+        return result
+
 
     def feature_vectors(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray | None:
         """uint8 (N, S, S, 3) → (N, D) float32: what the model's last step (its classifier) reads.
@@ -140,8 +186,18 @@ def load_final_model(run_dir: Path) -> FinalModel:
         import deeppainter.models.layers  # noqa: F401
 
         model = keras.models.load_model(path, compile=False)
+    trust = None
+    if "trust" in meta:
+        from deeppainter.eval.trust import FINAL_TRUST
+
+        trust_file = run_dir / FINAL_TRUST
+        if not trust_file.is_file():
+            raise UserError(f"--run {run_dir}: {FINAL_JSON} names a trust record but {FINAL_TRUST} is missing; "
+                            f"re-run cv10 with --save-final-model")
+        with open(trust_file, "rb") as handle:
+            trust = pickle.load(handle)
     return FinalModel(run_dir, meta["model"], list(meta["classes"]), int(meta["image_size"]), meta["mode"],
-                      tuple(meta["pad_color"]), model, bool(meta.get("trim_bars", False)))
+                      tuple(meta["pad_color"]), model, bool(meta.get("trim_bars", False)), trust)
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -188,17 +244,21 @@ def standardise_files(paths: list[Path], final: FinalModel, progress: bool = Tru
     return (np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)), reasons
 
 
-def prediction_table(paths: list[Path], reasons: list[str], probabilities: np.ndarray, classes: list[str],
+def prediction_table(paths: list[Path], reasons: list[str], assessed: dict[str, np.ndarray], classes: list[str],
                      top_k: int) -> pd.DataFrame:
-    """predict's CSV: per path its error ("" = read), top-k painters with probabilities, and every class's probability."""
-    rows, readable = [], iter(probabilities)
+    """predict's CSV: per path its error ("" = read), top-k painters with probabilities, every class's probability,
+    and the open-set (``known_score``, ``threshold``, ``unknown``) and claim columns the model gives."""
+    extra = [key for key in assessed if key != "probabilities"]
+    rows, readable = [], iter(range(len(assessed["probabilities"])))
     for path, reason in zip(paths, reasons):
         row: dict = {"path": str(path), "error": reason}
         if not reason:
-            probs = next(readable)
-            for rank, index in enumerate(np.argsort(-probs)[:top_k], start=1):
-                row[f"top{rank}"], row[f"prob{rank}"] = classes[index], float(probs[index])
+            index = next(readable)
+            probs = assessed["probabilities"][index]
+            for rank, k in enumerate(np.argsort(-probs)[:top_k], start=1):
+                row[f"top{rank}"], row[f"prob{rank}"] = classes[k], float(probs[k])
             row.update({f"prob_{name}": float(p) for name, p in zip(classes, probs)})
+            row.update({key: assessed[key][index].item() for key in extra})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -209,17 +269,20 @@ class Predictions:
 
     table: pd.DataFrame  # one row per path, as prediction_table
     images: np.ndarray  # uint8 (N_readable, S, S, 3): the standardised images, in the table's order
-    probabilities: np.ndarray  # (N_readable, K)
+    probabilities: np.ndarray  # (N_readable, K), temperature-scaled where the model carries a temperature
 
 
 def predict_files(final: FinalModel, paths: list[Path], top_k: int, progress: bool = True,
-                  admit: Callable[[Path], str] | None = None) -> Predictions:
+                  admit: Callable[[Path], str] | None = None, claim: str | None = None) -> Predictions:
     """The one prediction path of predict and the web page: files standardised exactly as in training →
-    class probabilities → the top-k table (unreadable files keep a row with their reason)."""
+    class probabilities (and the open-set verdict, and ``claim``'s answer) → the top-k table (unreadable files
+    keep a row with their reason)."""
     images, reasons = standardise_files(paths, final, progress, admit)
-    probabilities = final.predict_proba(images)
-    table = prediction_table(paths, reasons, probabilities, final.classes, min(top_k, len(final.classes)))
-    return Predictions(table, images, probabilities)
+    assessed = final.assess(images)
+    if claim is not None:
+        assessed |= final.claim(claim, assessed)
+    table = prediction_table(paths, reasons, assessed, final.classes, min(top_k, len(final.classes)))
+    return Predictions(table, images, assessed["probabilities"])
 
 
 # --- the reference set: the final model's training paintings, for "nearest training paintings" ------------------
