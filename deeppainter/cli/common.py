@@ -59,10 +59,19 @@ class _DeprecatedRunAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_run_option(parser: argparse.ArgumentParser) -> None:
-    """``--run RUN_DIR``: a cv10 run folder with a final model (``--model`` stays one release as an alias)."""
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--run", type=Path, help="a cv10 run folder made with --save-final-model (holds final_model.json)")
+# The model shipped in the package (deeppainter/ready_model/PROVENANCE.md): what predict, evaluate and serve ask
+# when no --run is given.
+READY_MODEL = Path(__file__).resolve().parent.parent / "ready_model"
+
+
+def add_run_option(parser: argparse.ArgumentParser, ready_default: bool = False) -> None:
+    """``--run RUN_DIR``: a cv10 run folder with a final model (``--model`` stays one release as an alias);
+    ``ready_default``: the shipped ready model when it is not given."""
+    group = parser.add_mutually_exclusive_group(required=not ready_default)
+    group.add_argument("--run", type=Path, default=READY_MODEL if ready_default else None,
+                       help="a cv10 run folder made with --save-final-model (holds final_model.json)"
+                            + ("; default: the ready model shipped in the package (van Gogh, Rembrandt, Renoir; "
+                               "deeppainter/ready_model/PROVENANCE.md)" if ready_default else ""))
     group.add_argument("--model", type=Path, dest="run", action=_DeprecatedRunAlias, help=argparse.SUPPRESS)
 
 

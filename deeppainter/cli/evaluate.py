@@ -28,7 +28,7 @@ from deeppainter.runs import (
 
 def parse_args(argv=None):
     parser = common.make_parser("evaluate", __doc__)
-    common.add_run_option(parser)
+    common.add_run_option(parser, ready_default=True)
     parser.add_argument("--data", type=Path, required=True,
                         help="folder of class folders (or manifest CSV with path,label) named like the training classes")
     parser.add_argument("--unknown", type=Path, default=None, metavar="UNKNOWN_DIR",

@@ -1,6 +1,9 @@
-"""``python -m deeppainter.predict --run RUN_DIR IMAGE_OR_DIR...``: top-k painters for new images.
+"""``python -m deeppainter.predict [--run RUN_DIR] IMAGE_OR_DIR...``: top-k painters for new images.
 
-RUN_DIR is a cv10 run folder made with ``--save-final-model``. Every image (any size or format)
+RUN_DIR is a cv10 run folder made with ``--save-final-model``; without it, the ready model shipped in the
+package answers (van Gogh, Rembrandt, Renoir; deeppainter/ready_model/PROVENANCE.md). A model with an
+open-set scorer adds "none of the known painters" below its threshold, and its probabilities are
+temperature-scaled; ``--claim PAINTER`` asks the authentication question. Every image (any size or format)
 is standardised exactly as in training (size, pad/crop/resize, pad colour from
 ``final_model.json``). The top-k painters are printed and written, with every class's
 probability, to ``predictions_<UTC time>.csv`` in ``--out`` when given, otherwise in a fresh
@@ -42,8 +45,8 @@ def timestamp() -> str:
 
 
 
-def add_model_arguments(parser, what: str) -> None:
-    common.add_run_option(parser)
+def add_model_arguments(parser, what: str, ready_default: bool = False) -> None:
+    common.add_run_option(parser, ready_default)
     parser.set_defaults(out=None)
     for action in parser._actions:  # the shared --out means "runs root" elsewhere; say what it means here
         if action.dest == "out":
@@ -54,7 +57,7 @@ def add_model_arguments(parser, what: str) -> None:
 
 def parse_args(argv=None):
     parser = common.make_parser("predict", __doc__)
-    add_model_arguments(parser, "predictions_<time>.csv")
+    add_model_arguments(parser, "predictions_<time>.csv", ready_default=True)
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images (any size)")
     parser.add_argument("--top-k", type=int, default=3, help="how many painters to print per image")
     parser.add_argument("--claim", default=None, metavar="PAINTER",

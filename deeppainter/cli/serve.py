@@ -1,4 +1,4 @@
-"""``python -m deeppainter.serve --run RUN_DIR [--host 127.0.0.1] [--port 8000]``: a local page that asks a model
+"""``python -m deeppainter.serve [--run RUN_DIR] [--host 127.0.0.1] [--port 8000]``: a local page that asks a model
 "who painted this?".
 
 Open the printed address, choose or drop images (any format ``standardize`` reads): for each, the painting
@@ -7,9 +7,10 @@ painters with their probabilities, "none of the known painters" where the model 
 map of where the decision comes from (Grad-CAM for the Keras models; an occlusion map, faithful to any
 model, for the scikit-learn ones; the page names which), the nearest training paintings when the run
 carries a reference set, and a link to the CSV ``predict`` would write. RUN_DIR is a cv10 run folder
-made with ``--save-final-model``. Uploads stay in a temporary folder only while they are answered;
-``serve`` writes no files. Limits and views: ``--set serve.max_upload_mb=25``, ``serve.max_megapixels``,
-``serve.min_side``, ``serve.max_files``, ``serve.top_k``, ``serve.occlusion_grid``, ``serve.neighbours``.
+made with ``--save-final-model``; without it, the ready model shipped in the package answers. Uploads
+stay in a temporary folder only while they are answered; ``serve`` writes no files. Limits and views:
+``--set serve.max_upload_mb=25``, ``serve.max_megapixels``, ``serve.min_side``, ``serve.max_files``,
+``serve.top_k``, ``serve.occlusion_grid``, ``serve.neighbours``.
 The page listens on 127.0.0.1 (this machine only) unless ``--host`` says otherwise.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 def parse_args(argv=None):
     parser = common.make_parser("serve", __doc__)
-    common.add_run_option(parser)
+    common.add_run_option(parser, ready_default=True)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 opens the page to your whole network (it has no login)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")

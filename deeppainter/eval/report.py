@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from deeppainter import config as config_lib
+from deeppainter.errors import UserError
 from deeppainter.eval.metrics import METRICS, format_percent
 from deeppainter.eval.published import PUBLISHED
 from deeppainter.eval.stats import format_p, paired_tests
@@ -118,6 +119,58 @@ def load_runs(runs_root: Path) -> tuple[list[dict], list[dict]]:
         elif record["command"] == "pretrain_ae":
             pretrain_runs.append(entry)
     return cv_runs, pretrain_runs
+
+
+def load_evaluations(runs_root: Path) -> dict[str, list[dict]]:
+    """Finished ``evaluate`` runs by the run folder name of the model they scored."""
+    found: dict[str, list[dict]] = {}
+    for metrics_file in sorted(runs_root.glob("*_evaluate_*/metrics.json")):
+        if (metrics_file.parent / "DONE").exists():
+            metrics = read_json(metrics_file)
+            found.setdefault(Path(str(metrics.get("model_run", ""))).name, []).append(
+                {"dir": metrics_file.parent, "metrics": metrics})
+    return found
+
+
+def trust_table(cv_runs: list[dict], evaluations: dict[str, list[dict]], relative_to: Path,
+                reasons: dict[str, str]) -> pd.DataFrame:
+    """One row per open-set cv10 run and scorer: leave-painters-out numbers, calibration, and the final model on
+    another source (its newest evaluate run with unknown painters)."""
+    from deeppainter.models import registry
+
+    rows = []
+    for run in cv_runs:
+        m = run["metrics"]
+        if "openset" not in m:
+            continue
+        final_scorer = run["record"]["config"].get("trust", {}).get("final_scorer", "msp")
+        other = [e["metrics"] for e in evaluations.get(run["dir"].name, []) if "openset" in e["metrics"]]
+        dev = other[-1] if other else None
+        try:
+            saw_unknown = registry.get_model(m["model"]).needs_encoder
+        except UserError:  # a model this version no longer registers
+            saw_unknown = False
+        for scorer, values in m["openset"].items():
+            on_dev = dev is not None and scorer == final_scorer
+            rows.append({
+                "model": m["model"] + (MARK if run["dir"].name in reasons else "")
+                + (" ‡" if saw_unknown else ""),
+                "changes": run["changes"] or "—", "unknown painters": len(m.get("unknown_painters", [])),
+                "acc": format_percent(m["accuracy_mean"], m["accuracy_std"]), "scorer": scorer,
+                "AUROC": f"{values['auroc_mean']:.3f} ± {values['auroc_std']:.3f}",
+                "FPR@95": format_percent(values["fpr95_mean"]),
+                "knowns kept": format_percent(values["known_kept_mean"]),
+                "unknowns rejected": format_percent(values["unknown_rejected_mean"]),
+                "ECE": format_percent(m["calibration"]["ece"]),
+                "ECE (T)": format_percent(m["calibration"].get("ece_temperature_scaled", float("nan"))),
+                "other source: bal. acc": format_percent(dev["balanced_accuracy"]) if on_dev else "",
+                "other source: AUROC": f"{dev['openset']['auroc']:.3f}" if on_dev else "",
+                "other source: unknowns rejected": format_percent(dev["openset"]["unknown_rejected"]) if on_dev else "",
+                "other source: knowns kept": format_percent(dev["openset"]["known_kept"]) if on_dev else "",
+                "other source: ECE": format_percent(dev["calibration"]["ece"]) if on_dev else "",
+                "run": f"[{run['dir'].name}]({run['dir'].relative_to(relative_to).as_posix()}/)",
+            })
+    return pd.DataFrame(rows)
 
 
 def device_of(env: dict) -> str:
@@ -418,6 +471,20 @@ def render(results_dir: Path) -> str:
                                f"{', ' + r['changes'] if r['changes'] else ''}): {choices}"
                                f"{selection_grid(r['record']) if 'logreg.C' in choices else ''}\n"
                                for r, choices in audited if choices))
+    trust = trust_table(cv_runs, load_evaluations(runs_root), results_dir, reasons)
+    if not trust.empty:
+        parts.append("\n## Who painted this — or none of them? Open set, calibration, another source\n\n"
+                     "Leave-painters-out (deeppainter/eval/trust.py): the painters outside the task are dealt into "
+                     "two groups; each fold tests one group's paintings as unknown and, with outlier exposure "
+                     "(`trust.background`), trains against the other group as one background class. Per fold the "
+                     "threshold keeps 95% of the training folds' known paintings (3 inner folds) and the "
+                     "temperature (`ECE (T)`) is fitted there too; `knowns kept` / `unknowns rejected` are at that "
+                     "threshold, `FPR@95` is the share of unknowns accepted when 95% of the test knowns are kept "
+                     "(percent, mean over folds). *Other source*: the run's final model (trained on every image) "
+                     "evaluated with its own scorer and threshold on devset's paintings by the task's painters "
+                     "(balanced accuracy) against devset-unknown's 12 painters (`python -m deeppainter.evaluate "
+                     "--unknown`). ‡: the model's encoder was pre-trained (without labels) on a pool that holds the "
+                     "unknown painters' paintings.\n\n" + markdown(trust))
     parts.append("\n## What each model is\n\n" + model_legend(cv_runs))
     parts.append("\n## Autoencoder pre-training\n\n" + markdown(pretrain_table(pretrain_runs, results_dir)))
     if (results_dir / "bench.md").exists():
