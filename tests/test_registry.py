@@ -104,3 +104,13 @@ def test_stack_members_must_be_registered_featurizer_head_models():
         stack.encoder_needed(build_config("smoke", ["classifier.stack_members=features-svm,cae"]))
     # any featurizer + head model is a member, including those the old fixed list left out
     assert not stack.encoder_needed(build_config("smoke", ["classifier.stack_members=pretrained-concat-logreg,rbm-svm"]))
+
+
+def test_deprecated_model_names_still_run_with_a_warning(capsys):
+    from deeppainter.cli import cv10
+
+    assert registry.get_model("convnext_tiny").name == "convnext-tiny-finetune"
+    assert registry.get_model("convnext_tiny").network == "convnext_tiny"
+    assert cv10.parse_args(["--model", "efficientnet-lite0"]).model == "effnet-lite0-finetune-all"
+    assert "'efficientnet-lite0' is deprecated" in capsys.readouterr().err
+    assert "efficientnet-lite0" not in registry.list_models()  # --help lists the current names only

@@ -79,6 +79,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.experiment:
         experiments.apply(args, parser, args.experiment)
+    args.model = registry.current_name(args.model)
     names = registry.list_models()
     if args.model not in names:
         parser.error(f"argument --model: invalid choice: {args.model!r} (choose from {', '.join(names)})")

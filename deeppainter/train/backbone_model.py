@@ -16,7 +16,7 @@ from deeppainter.models.backbones import (
     DifferentialAdam,
     build_backbone_classifier,
 )
-from deeppainter.models.registry import FoldContext
+from deeppainter.models.registry import FoldContext, get_model
 from deeppainter.train import keras_head
 from deeppainter.train.keras_head import balanced_class_weight
 
@@ -40,7 +40,7 @@ class BackboneModel:
 
     @classmethod
     def from_context(cls, ctx: FoldContext) -> BackboneModel:
-        return cls(ctx.name, ctx.cfg, ctx.images, len(ctx.classes), ctx.seed, verbose=ctx.verbose)
+        return cls(get_model(ctx.name).network, ctx.cfg, ctx.images, len(ctx.classes), ctx.seed, verbose=ctx.verbose)
 
     def _fit_phase(self, model, optimizer, fit_idx, val_idx, labels, epochs: int, seed: int,
                    class_weight) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """EfficientNet-Lite0 (ImageNet) with its top blocks fine-tuned on cached activations: transfer on a CPU.
 
 Fine-tuning the whole network costs a forward and backward pass of all 16 MBConv blocks per image
-and epoch, hours per 10-fold run on 2 cores (``efficientnet-lite0`` does it, for a GPU).
+and epoch, hours per 10-fold run on 2 cores (``effnet-lite0-finetune-all`` does it, for a GPU).
 Here the lower 16 − ``backbone.trainable_blocks`` blocks stay frozen, so what they compute is
 computed once per image (and once for its mirror image: the flip augmentation) into the shared
 feature cache, ``<cache>/features/lite0-tap<k>-<S>px-<hash>.npy``; in each fold only the top blocks
