@@ -196,7 +196,8 @@ def main(argv=None):
     table = markdown_table(rows)
     command = " ".join(["python -m deeppainter.bench", *(sys.argv[1:] if argv is None else argv)])
     load = metrics["load_average"]
-    header = (f"# deeppainter bench\n\n`{command}`: preset {args.preset}, data {inputs}, seed {args.seed}, "
+    what = "paper-size rows only, random inputs" if args.paper_only else f"preset {args.preset}, data {data}"
+    header = (f"# deeppainter bench\n\n`{command}`: {what}, seed {args.seed}, "
               f"{keras.backend.backend()} on {device}; run folder {run_dir}. Ratios are measured side by side in one "
               f"run. Load average {load['start']:.1f} at the start and {load['end']:.1f} at the end on {load['cpus']} "
               f"CPUs (other jobs share this machine: timings are only as steady as that).\n\n")
