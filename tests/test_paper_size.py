@@ -7,10 +7,8 @@ epoch) with ``--save-final-model``, ``predict`` on the final model, and a cv10 k
 during its second fold that resumes to the uninterrupted run's predictions. Run with ``-m slow``.
 """
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import pytest
 from deeppainter.data.datasets import sample_dir
 from deeppainter.data.synthetic import make_synthetic_painters
 from deeppainter.runs import read_json
+from test_resume import kill_after_first_fold
 
 ROOT = Path(__file__).resolve().parent.parent
 SHRUNKEN = ["--set", "cv.folds=2", "--set", "classifier.epochs=1", "--set", "data.max_per_class=4",
@@ -73,14 +72,7 @@ def test_paper_preset_end_to_end_at_256px(preset, features, first_dense, tmp_pat
     assert predicted["top1"].iloc[0] in printed
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", *cv10(out)], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 900
-    while not list(out.glob("*_cv10_*/folds/fold00.csv")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # fold 1 is being trained
-    proc.wait()
-    (killed,) = out.glob("*_cv10_*")
+    killed = kill_after_first_fold([sys.executable, "-m", *cv10(out)], out, timeout=900)
     assert not (killed / "DONE").exists() and not (killed / "folds" / "fold01.csv").exists()
     assert "resuming" in _run(cv10(out))
     assert list(out.glob("*_cv10_*")) == [killed] and (killed / "DONE").exists()

@@ -17,6 +17,19 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+def kill_after_first_fold(command: list[str], out: Path, timeout: float = 240) -> Path:
+    """Start ``command`` (a cv10 writing under ``out``) and SIGKILL it once fold 0 is written, while fold 1 is
+    being trained; returns the run folder it left."""
+    proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not list(out.glob("*_cv10_*/folds/fold00.csv")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = out.glob("*_cv10_*")
+    return run_dir
+
+
 def test_cv10_killed_mid_fold_resumes_to_the_uninterrupted_predictions(synthetic_painters, smoke_encoder, tmp_path):
     def command(out):
         return [sys.executable, "-m", "deeppainter.cv10", "--preset", "smoke", "--data", str(synthetic_painters),
@@ -25,13 +38,7 @@ def test_cv10_killed_mid_fold_resumes_to_the_uninterrupted_predictions(synthetic
 
     subprocess.run(command(tmp_path / "whole"), cwd=ROOT, env=_env(), check=True, capture_output=True, timeout=300)
     out = tmp_path / "killed"
-    proc = subprocess.Popen(command(out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not list(out.glob("*_cv10_*/folds/fold00.csv")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # fold 1 is being trained
-    proc.wait()
-    (run_dir,) = out.glob("*_cv10_*")
+    run_dir = kill_after_first_fold(command(out), out)
     assert not (run_dir / "DONE").exists() and not (run_dir / "folds" / "fold02.csv").exists()
     done = subprocess.run(command(out), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
                           check=False)
