@@ -10,11 +10,14 @@ set -uo pipefail
 shared=../shared/data
 dev=$(mktemp -d)  # evaluate takes class folders named like the model's: the devset's three task painters
 for painter in vincent-van-gogh rembrandt pierre-auguste-renoir; do ln -s "$(realpath $shared/devset/$painter)" "$dev/$painter"; done
-newest() { ls -td results/runs/*_cv10_* | head -1; }
 row() {  # cv10 with open-set scoring and a final model, then the other source
   echo "== $*"
-  python -m deeppainter.cv10 --experiment experiments/cpu_3painters.toml --save-final-model "$@" || { echo "FAILED: $*"; return; }
-  python -m deeppainter.evaluate --run "$(newest)" --data "$dev" --unknown "$shared/devset-unknown"
+  local log run
+  log=$(mktemp)
+  python -m deeppainter.cv10 --experiment experiments/cpu_3painters.toml --save-final-model "$@" | tee "$log" \
+    || { echo "FAILED: $*"; return; }
+  run=$(sed -n 's/^run folder: //p' "$log" | tail -1)
+  python -m deeppainter.evaluate --run "$run" --data "$dev" --unknown "$shared/devset-unknown"
 }
 lite0=(--model effnet-lite0-logreg --set classifier.probe_c=0.1)
 # Trimmed bars + centre crop: the standardisation that matches the other source's centre crops (chosen after

@@ -134,3 +134,15 @@ def test_unknown_folder_errors(five_painters, tmp_path):
     assert trust.unknown_table("none", five_painters, ["painter0"]).empty
     assert sorted(trust.unknown_table("auto", five_painters, ["painter0", "painter1"])["label"].unique()) == \
         ["painter2", "painter3", "painter4"]
+
+
+def test_closed_set_final_model_of_an_open_set_run(five_painters, tmp_path):
+    """Without outlier exposure the final model learns the task's images only (the unknown painters' images,
+    seen by the fold model after them, are scored, never fitted)."""
+    cv10.main(["--preset", "smoke", "--data", str(five_painters), "--classes", "painter0,painter1,painter2",
+               "--model", "features-knn", "--out", str(tmp_path), "--save-final-model",
+               "--set", "cv.folds=2", "--set", "trust.inner_folds=2"])
+    (run_dir,) = tmp_path.glob("*_cv10_*")
+    record = read_json(run_dir / "final_model.json")["trust"]
+    assert record["scorer"] == "msp" and not record["background"]
+    assert read_json(run_dir / "metrics.json")["unknown_painters"] == ["painter3", "painter4"]

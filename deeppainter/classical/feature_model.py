@@ -61,8 +61,9 @@ class FeatureHeadModel:
         return heads.decision_scores(self.fitted_head(fold), self.features[indices])
 
     def final_pipeline(self, labels: np.ndarray) -> Pipeline:
-        """uint8 pixels → probabilities: the featurizer, then the head fitted on every image."""
-        head = self.new_head().fit(self.features, labels)
+        """uint8 pixels → probabilities: the featurizer, then the head fitted on every labelled image (the first
+        ``len(labels)``; images after them are unknown painters' that only an open-set run scores)."""
+        head = self.new_head().fit(self.features[:len(labels)], labels)
         extract = FunctionTransformer(featurize.pixel_features, kw_args={
             "featurizer": self.featurizer, "feature_scales": self.settings.feature_scales, "view": self.settings.view})
         return Pipeline([("features", extract), *head.steps])

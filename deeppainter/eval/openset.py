@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.covariance import LedoitWolf
+from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 PROBABILITY_SCORERS = ("msp", "energy", "background")
@@ -50,11 +52,19 @@ def l2_normalise(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
+# ASSUMPTION: above this many dimensions (a frozen encoder's flattened maps, 16,384 at the cpu preset) the
+# features are first projected on their leading principal components, so the shared covariance stays tractable.
+MAHALANOBIS_MAX_DIM = 2048
+
+
 class MahalanobisScorer:
     """Class means and one shared (Ledoit–Wolf shrunk) covariance of the scaled training features."""
 
     def fit(self, features: np.ndarray, labels: np.ndarray) -> MahalanobisScorer:
-        self.scaler = StandardScaler().fit(features)
+        steps = [StandardScaler()]
+        if features.shape[1] > MAHALANOBIS_MAX_DIM:
+            steps.append(PCA(min(MAHALANOBIS_MAX_DIM, len(features) - 1), random_state=0))
+        self.scaler = make_pipeline(*steps).fit(features)
         scaled = self.scaler.transform(features)
         self.classes = np.unique(labels)
         self.means = np.stack([scaled[labels == c].mean(axis=0) for c in self.classes])

@@ -196,9 +196,10 @@ def calibration_summary(predictions: pd.DataFrame, classes: list[str]) -> dict:
 
 
 def model_features(model) -> np.ndarray | None:
-    """The fold model's feature space over every image it sees, where it has one (``features``)."""
+    """The fold model's feature space over every image it sees, where it has one (``features``; a frozen
+    encoder's cached maps are flattened)."""
     features = getattr(model, "features", None)
-    return None if features is None else np.asarray(features)
+    return None if features is None else np.asarray(features).reshape(len(features), -1)
 
 
 @dataclass(frozen=True)
