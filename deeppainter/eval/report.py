@@ -127,7 +127,8 @@ def load_evaluations(runs_root: Path) -> dict[str, list[dict]]:
     for metrics_file in sorted(runs_root.glob("*_evaluate_*/metrics.json")):
         if (metrics_file.parent / "DONE").exists():
             metrics = read_json(metrics_file)
-            found.setdefault(Path(str(metrics.get("model_run", ""))).name, []).append(
+            model_run = str(metrics.get("model_run", "")).split(":", 1)[-1]  # "runs:<name>", a portable path
+            found.setdefault(Path(model_run).name, []).append(
                 {"dir": metrics_file.parent, "metrics": metrics})
     return found
 
