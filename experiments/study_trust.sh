@@ -8,8 +8,6 @@
 #   bash experiments/study_trust.sh [rows|ship|all]
 set -uo pipefail
 shared=../shared/data
-dev=$(mktemp -d)  # evaluate takes class folders named like the model's: the devset's three task painters
-for painter in vincent-van-gogh rembrandt pierre-auguste-renoir; do ln -s "$(realpath $shared/devset/$painter)" "$dev/$painter"; done
 row() {  # cv10 with open-set scoring and a final model, then the other source
   echo "== $*"
   local log run
@@ -17,7 +15,8 @@ row() {  # cv10 with open-set scoring and a final model, then the other source
   python -m deeppainter.cv10 --experiment experiments/cpu_3painters.toml --save-final-model "$@" | tee "$log" \
     || { echo "FAILED: $*"; return; }
   run=$(sed -n 's/^run folder: //p' "$log" | tail -1)
-  python -m deeppainter.evaluate --run "$run" --data "$dev" --unknown "$shared/devset-unknown"
+  python -m deeppainter.evaluate --run "$run" --data "$shared/devset" --classes vincent-van-gogh,rembrandt,pierre-auguste-renoir \
+    --unknown "$shared/devset-unknown"
 }
 lite0=(--model effnet-lite0-logreg --set classifier.probe_c=0.1)
 # Trimmed bars + centre crop: the standardisation that matches the other source's centre crops (chosen after
@@ -34,10 +33,11 @@ case "${1:-all}" in
   ship|all)
     # The shipped ready model: public-domain paintings only — the background class is the nine public-domain
     # painters of wikiart14 (never Picasso or Konchalovsky); deeppainter/ready_model/PROVENANCE.md.
-    pd=$(mktemp -d)
+    pd=results/public_domain_background  # (git-ignored) links to the nine folders: recorded as a relative path
+    mkdir -p "$pd"
     for painter in claude-monet paul-cezanne paul-gauguin gustave-courbet william-turner edouard-manet \
                    eugene-delacroix gerard-van-honthorst jacques-louis-david; do
-      ln -s "$(realpath $shared/wikiart14/$painter)" "$pd/$painter"; done
+      ln -sfn "$(realpath $shared/wikiart14/$painter)" "$pd/$painter"; done
     row "${lite0[@]}" "${crop[@]}" --set trust.background=true --set trust.final_scorer=background --unknown "$pd"
     ;;
 esac

@@ -31,6 +31,9 @@ def parse_args(argv=None):
     common.add_run_option(parser, ready_default=True)
     parser.add_argument("--data", type=Path, required=True,
                         help="folder of class folders (or manifest CSV with path,label) named like the training classes")
+    parser.add_argument("--classes", default="",
+                        help="comma-separated class folders of --data to score (default: all; each must be a class "
+                             "of the model)")
     parser.add_argument("--unknown", type=Path, default=None, metavar="UNKNOWN_DIR",
                         help="painter folders of painters not in the model: open-set numbers (the model must carry "
                              "a trust record: cv10 --save-final-model with unknown painters)")
@@ -68,7 +71,7 @@ def run(args) -> Path:
             raise UserError(f"--unknown: the model in {args.run} carries no open-set scorer; re-run cv10 with "
                             f"--save-final-model and unknown painters (--unknown DIR, or a data root with others)")
         unknown_table = trust.unknown_table(str(args.unknown), args.unknown, final.classes)
-    table = list_labelled(args.data)
+    table = list_labelled(args.data, tuple(c.strip() for c in args.classes.split(",") if c.strip()))
     unknown = sorted(set(table["label"]) - set(final.classes))
     if unknown:
         raise UserError(f"--data {args.data}: class folders {', '.join(unknown)} are not classes of the model "

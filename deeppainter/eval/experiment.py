@@ -199,7 +199,7 @@ def build_model(request: Cv10Request, cfg, classes, data: Path, images, run_dir:
     return registry.create_model(ctx)
 
 
-def plan_trust(request: Cv10Request, cfg, classes: list[str], images, unknown, run_dir: Path):
+def plan_trust(request: Cv10Request, cfg, classes: list[str], images, unknown, run_dir: Path, data: Path):
     """The known images followed by the unknown painters' (standardised alike), and the fold plan that scores them."""
     import numpy as np
 
@@ -213,7 +213,9 @@ def plan_trust(request: Cv10Request, cfg, classes: list[str], images, unknown, r
         if not ok.all():
             print(f"{int((~ok).sum())} unreadable unknown-painter images left out; listed in "
                   f"{run_dir / 'skipped_unknown.csv'}")
-        unknown = unknown[ok].reset_index(drop=True)
+        # recorded like the task's images: relative to their root (the data root, or the --unknown folder)
+        root = data if request.unknown == "auto" else Path(request.unknown)
+        unknown = relative_images(unknown[ok].reset_index(drop=True), root)
         pool = trust.make_pool(unknown, len(images), cfg.trust.unknown_groups, cfg.cv.folds, request.seed)
         print(f"open set: {len(unknown)} paintings by {unknown['label'].nunique()} painters outside the task, "
               f"in {pool.n_groups} groups of painters (each fold tests one group's)"
@@ -353,7 +355,7 @@ def run_cv10(plan: Cv10Plan) -> Path:
         groups = groups[ok]
     trust_plan = None
     if len(unknown) or cfg.trust.temperature:
-        images, trust_plan = plan_trust(request, cfg, classes, images, unknown, run_dir)
+        images, trust_plan = plan_trust(request, cfg, classes, images, unknown, run_dir, data)
     model = build_model(request, cfg, trust_plan.model_classes if trust_plan else classes, data, images, run_dir,
                         (encoder, pretraining), relative_table["path"])
     crossval.run_folds(model, relative_table, classes, cfg, request.seed, run_dir, plan.only_folds, groups,
