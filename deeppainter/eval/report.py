@@ -377,7 +377,7 @@ def intro(reasons: dict[str, str], cv_runs: list[dict]) -> list[str]:
              "way. A difference without a small p-value is not evidence that one beats the other.\n"]
     if reasons:
         parts.append(f"\n**{MARK} chosen after seeing results.** A row marked {MARK} is a configuration picked "
-                     "after the scores of other rows (or of its own inner choices) were known, so its score is "
+                     "after the test-fold scores of other rows were known, so its score is "
                      "optimistic until it is confirmed on new data: "
                      + "; ".join(f"`{name}` — {reason}" for name, reason in sorted(reasons.items())
                                  if reason != ENSEMBLE_REASON)
