@@ -199,7 +199,7 @@ def build_model(request: Cv10Request, cfg, classes, data: Path, images, run_dir:
     return registry.create_model(ctx)
 
 
-def plan_trust(request: Cv10Request, cfg, classes: list[str], images, unknown, run_dir: Path, data: Path):
+def plan_trust(request: Cv10Request, cfg, classes: list[str], images, unknown, run_dir: Path, unknown_root: Path):
     """The known images followed by the unknown painters' (standardised alike), and the fold plan that scores them."""
     import numpy as np
 
@@ -214,8 +214,7 @@ def plan_trust(request: Cv10Request, cfg, classes: list[str], images, unknown, r
             print(f"{int((~ok).sum())} unreadable unknown-painter images left out; listed in "
                   f"{run_dir / 'skipped_unknown.csv'}")
         # recorded like the task's images: relative to their root (the data root, or the --unknown folder)
-        root = data if request.unknown == "auto" else Path(request.unknown)
-        unknown = relative_images(unknown[ok].reset_index(drop=True), root)
+        unknown = relative_images(unknown[ok].reset_index(drop=True), unknown_root)
         pool = trust.make_pool(unknown, len(images), cfg.trust.unknown_groups, cfg.cv.folds, request.seed)
         print(f"open set: {len(unknown)} paintings by {unknown['label'].nunique()} painters outside the task, "
               f"in {pool.n_groups} groups of painters (each fold tests one group's)"
@@ -315,8 +314,8 @@ def run_cv10(plan: Cv10Plan) -> Path:
     if pretraining and pretraining != TRANSDUCTIVE and (len(unknown) or cfg.trust.temperature):
         raise UserError("--pretrain-in-fold with open-set scoring or temperature scaling is not supported (their "
                         "inner folds would re-use the fold's encoder); add --unknown none")
+    unknown_root = data if request.unknown == "auto" else Path(request.unknown)
     if len(unknown):  # only then, so the fingerprints of closed-set runs stay valid
-        unknown_root = data if request.unknown == "auto" else Path(request.unknown)
         arguments["unknown"] = {"painters": sorted(unknown["label"].unique()),
                                 "images": images_digest([portable_path(p, unknown_root) for p in unknown["path"]],
                                                         unknown["label"])}
@@ -355,7 +354,7 @@ def run_cv10(plan: Cv10Plan) -> Path:
         groups = groups[ok]
     trust_plan = None
     if len(unknown) or cfg.trust.temperature:
-        images, trust_plan = plan_trust(request, cfg, classes, images, unknown, run_dir, data)
+        images, trust_plan = plan_trust(request, cfg, classes, images, unknown, run_dir, unknown_root)
     model = build_model(request, cfg, trust_plan.model_classes if trust_plan else classes, data, images, run_dir,
                         (encoder, pretraining), relative_table["path"])
     crossval.run_folds(model, relative_table, classes, cfg, request.seed, run_dir, plan.only_folds, groups,

@@ -81,8 +81,7 @@ class FinalModel:
         from deeppainter.eval import calibration, openset
 
         raw = self.predict_proba(images)
-        known = raw[:, :len(self.classes)]
-        known = known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
+        known = openset.known_probabilities(raw, len(self.classes))
         if self.trust is None or not len(images):
             return {"probabilities": known}
         trust = self.trust

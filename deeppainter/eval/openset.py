@@ -98,6 +98,12 @@ def feature_scorer(name: str, knn_k: int = 10):
     return MahalanobisScorer() if name == "mahalanobis" else KNNScorer(knn_k)
 
 
+def known_probabilities(probabilities: np.ndarray, n_known: int) -> np.ndarray:
+    """Probabilities over the known painters only (renormalised when a background class follows them)."""
+    known = np.asarray(probabilities)[:, :n_known]
+    return known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
+
+
 def probability_score(name: str, probabilities: np.ndarray, logits: np.ndarray | None,
                       background: bool) -> np.ndarray | None:
     """The score ``name`` from a model's outputs; None where the model cannot give it.

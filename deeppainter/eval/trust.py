@@ -14,13 +14,14 @@ for either. The thresholds, the temperature and the painters of each role are re
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from deeppainter.data.splits import fold_seed
+from deeppainter.data.splits import fold_seed, label_indices
 from deeppainter.errors import UserError
 from deeppainter.eval import calibration, openset
 
@@ -62,8 +63,8 @@ class UnknownPool:
 
 def make_pool(table: pd.DataFrame, offset: int, n_groups: int, n_folds: int, seed: int) -> UnknownPool:
     painters = sorted(table["label"].unique())
-    return UnknownPool(table.reset_index(drop=True), offset, openset.painter_groups(painters, min(n_groups, len(painters)),
-                                                                                   seed), n_folds)
+    groups = openset.painter_groups(painters, min(n_groups, len(painters)), seed)
+    return UnknownPool(table.reset_index(drop=True), offset, groups, n_folds)
 
 
 @dataclass
@@ -74,9 +75,7 @@ class Outputs:
     logits: np.ndarray | None
 
     def known(self, n_known: int) -> np.ndarray:
-        """Probabilities over the known painters only (renormalised when a background class is present)."""
-        known = self.probabilities[:, :n_known]
-        return known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
+        return openset.known_probabilities(self.probabilities, n_known)
 
 
 # Heads whose decision function is the logits of their softmax (energy needs those; an SVM's one-vs-rest
@@ -84,23 +83,28 @@ class Outputs:
 LOGIT_HEADS = ("logreg",)
 
 
+def gives_logits(model) -> bool:
+    return getattr(model, "head", None) in LOGIT_HEADS
+
+
 def fit_outputs(model, fold: int, train_idx, test_idx, labels) -> tuple[Outputs, dict, pd.DataFrame | None]:
     """``model.fit_predict`` plus the fitted head's logits where it has them (a featurizer + logistic regression)."""
     probabilities, info, history = model.fit_predict(fold, train_idx, test_idx, labels)
     logits = None
-    if getattr(model, "head", None) in LOGIT_HEADS:
+    if gives_logits(model):
         logits = openset.as_logits(model.decision_scores(fold, test_idx))
     return Outputs(np.asarray(probabilities, dtype=np.float64), logits), info, history
 
 
 class FoldScorer:
-    """Every requested open-set score of one fold's outputs (probability scorers) or features (feature scorers)."""
+    """Every requested open-set score the model can give: from its outputs (probability scorers: energy only
+    with logits) or its features (feature scorers)."""
 
     def __init__(self, scorers: tuple[str, ...], n_known: int, background: bool, features: np.ndarray | None,
-                 knn_k: int):
+                 knn_k: int, logits: bool):
         self.n_known, self.background, self.features, self.knn_k = n_known, background, features, knn_k
         self.scorers = tuple(s for s in scorers if (s not in openset.FEATURE_SCORERS or features is not None)
-                             and (s != "background" or background))
+                             and (s != "background" or background) and (s != "energy" or logits))
         if background and "background" not in self.scorers:
             self.scorers += ("background",)
         self.fitted: dict[str, object] = {}
@@ -113,15 +117,20 @@ class FoldScorer:
                                                                                  labels[train_idx])
         return self
 
+    def fitted_on(self, train_idx: np.ndarray, labels: np.ndarray) -> FoldScorer:
+        """A scorer of the same scores, fitted on other training paintings (an inner fold's)."""
+        fresh = copy.copy(self)
+        fresh.fitted = {}
+        return fresh.fit(train_idx, labels)
+
     def scores(self, outputs: Outputs, indices: np.ndarray) -> dict[str, np.ndarray]:
         result = {}
         for name in self.scorers:
             if name in openset.FEATURE_SCORERS:
                 result[name] = self.fitted[name].score(self.features[indices])
             else:
-                score = openset.probability_score(name, outputs.probabilities, outputs.logits, self.background)
-                if score is not None:
-                    result[name] = score
+                result[name] = openset.probability_score(name, outputs.probabilities, outputs.logits,
+                                                         self.background)
         return result
 
 
@@ -136,9 +145,7 @@ def inner_calibration(model, fold: int, train_idx: np.ndarray, background_idx: n
         outputs, _, _ = fit_outputs(model, fold, np.r_[fit_idx, background_idx], test_idx, labels)
         known.append(outputs.known(scorer.n_known))
         truth.append(labels[test_idx])
-        inner_scorer = FoldScorer(scorer.scorers, scorer.n_known, scorer.background, scorer.features,
-                                  scorer.knn_k).fit(fit_idx, labels)
-        for name, values in inner_scorer.scores(outputs, test_idx).items():
+        for name, values in scorer.fitted_on(fit_idx, labels).scores(outputs, test_idx).items():
             scores.setdefault(name, []).append(values)
     known, truth = np.concatenate(known), np.concatenate(truth)
     scores = {name: np.concatenate(values) for name, values in scores.items()}
@@ -181,11 +188,8 @@ def openset_summary(known: pd.DataFrame, unknown: pd.DataFrame) -> dict[str, dic
     return summary
 
 
-def calibration_summary(predictions: pd.DataFrame, classes: list[str]) -> dict:
+def calibration_summary(predictions: pd.DataFrame, classes: list[str], truth: np.ndarray) -> dict:
     """ECE of the raw out-of-fold probabilities, and of the temperature-scaled ones where present."""
-    truth = np.searchsorted(np.array(classes), predictions["true"].to_numpy())
-    order = np.argsort(classes)  # searchsorted needs sorted classes; cv10's classes are sorted already
-    assert (order == np.arange(len(classes))).all(), "classes must be sorted"
     raw = predictions[[f"prob_{c}" for c in classes]].to_numpy()
     summary = {"ece": calibration.expected_calibration_error(raw, truth), "ece_bins": calibration.ECE_BINS}
     scaled_columns = [f"calprob_{c}" for c in classes]
@@ -240,7 +244,7 @@ class TrustPlan:
         tested = np.r_[test_idx, unknown_idx]
         outputs, info, history = fit_outputs(model, fold, np.r_[train_idx, background_idx], tested, labels)
         scorer = FoldScorer(settings.scorers, n_known, self.background, model_features(model),
-                            settings.knn_k).fit(train_idx, labels)
+                            settings.knn_k, gives_logits(model)).fit(train_idx, labels)
         inner = inner_calibration(model, fold, train_idx, background_idx, labels, scorer, settings.keep,
                                   settings.inner_folds, fold_seed(self.seed, fold))
         known = outputs.known(n_known)
@@ -275,8 +279,8 @@ def write_trust_reports(run_dir, predictions: pd.DataFrame, unknown: pd.DataFram
     from deeppainter.runs import atomic_write_csv
 
     run_dir = Path(run_dir)
-    truth = np.searchsorted(np.array(classes), predictions["true"].to_numpy())
-    extra = {"calibration": calibration_summary(predictions, classes)}
+    truth = label_indices(predictions["true"], classes)
+    extra = {"calibration": calibration_summary(predictions, classes, truth)}
     calibration.reliability_diagram(predictions[[f"prob_{c}" for c in classes]].to_numpy(), truth,
                                     run_dir / "reliability.png", title)
     if "ece_temperature_scaled" in extra["calibration"]:
@@ -348,7 +352,7 @@ def fit_final_trust(model, plan: TrustPlan, known_labels: np.ndarray, fold: int)
                       else np.array([], dtype=int))
     wanted = tuple(dict.fromkeys((*settings.scorers, settings.final_scorer)))
     scorer = FoldScorer(wanted, len(plan.classes), plan.background, model_features(model),
-                        settings.knn_k).fit(train_idx, labels)
+                        settings.knn_k, gives_logits(model)).fit(train_idx, labels)
     name = settings.final_scorer
     if name not in scorer.scorers:
         raise UserError(f"trust.final_scorer={name}: this model has no such score (it has "
@@ -358,8 +362,6 @@ def fit_final_trust(model, plan: TrustPlan, known_labels: np.ndarray, fold: int)
     calibrated = calibration.apply_temperature(calibration.log_probabilities(inner["probabilities"]),
                                                inner["temperature"])
     own = calibrated[np.arange(len(inner["truth"])), inner["truth"]]
-    if name not in inner["thresholds"]:  # energy on a model without logits
-        raise UserError(f"trust.final_scorer={name}: this model gives no {name} score; choose msp")
     return {"scorer": name, "threshold": inner["thresholds"][name], "thresholds": inner["thresholds"],
             "temperature": inner["temperature"], "keep": settings.keep, "background": plan.background,
             "feature_scorer": scorer.fitted.get(name),
