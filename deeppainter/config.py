@@ -79,8 +79,10 @@ class ClassifierConfig:
     # chosen by the inner CV of the training folds.
     probe_c: tuple[float, ...] = (0.01, 0.1, 1.0)
     # How the probes' networks see a painting (robustness ablations, issue #14): "colour" as standardised;
-    # "grey" luma copied to RGB (colour cannot carry the decision); "multicrop" the mean feature of
-    # the square, its mirror and its four corner crops (7/8 of the side), at training and test time.
+    # "grey" luma copied to RGB (colour cannot carry the decision); "colour+grey" the mean feature of both
+    # (issue #24); "colournorm" each image's channels standardised to its luma's mean and spread (issue #24);
+    # "multicrop" the mean feature of the square, its mirror and its four corner crops (7/8 of the side),
+    # at training and test time.
     probe_view: str = "colour"
     epochs: int = 50  # ASSUMPTION: upper bound, early stopping on an inner validation split
     batch_size: int = 32  # ASSUMPTION
@@ -300,7 +302,7 @@ CHOICES = {
     "classifier.pooling": ("flatten", "avg", "meanstd"),
     "classifier.optimizer": ("adam", "sgd", "rmsprop"),
     "classifier.svm_power": ("none", "sqrt", "select"),
-    "classifier.probe_view": ("colour", "grey", "multicrop"),
+    "classifier.probe_view": ("colour", "grey", "colour+grey", "colournorm", "multicrop"),
     "pretrain.jit_compile": ("auto", "true", "false"),
     "classifier.jit_compile": ("auto", "true", "false"),
     "trust.final_scorer": ("msp", "energy", "mahalanobis", "knn", "background"),

