@@ -7,6 +7,8 @@ Every value the papers leave open is marked ``# ASSUMPTION:``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 import typing
 from dataclasses import dataclass, field
 
@@ -170,7 +172,7 @@ class TrustConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
-    model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     cv: CVConfig = field(default_factory=CVConfig)
@@ -185,9 +187,9 @@ def _replication2021() -> Config:
 
 def _paper2016() -> Config:
     cfg = Config()
-    cfg.model.filters = (100, 200)  # [P16] §1: conv 100 → pool → conv 200 → pool
-    cfg.model.decoder_filters = (200, 100)  # [P16] §1: deconv 200 → unpool → deconv 100
-    cfg.model.unpooling = "maxunpool"  # [P16] §1: unpooling with pool switches
+    cfg.autoencoder.filters = (100, 200)  # [P16] §1: conv 100 → pool → conv 200 → pool
+    cfg.autoencoder.decoder_filters = (200, 100)  # [P16] §1: deconv 200 → unpool → deconv 100
+    cfg.autoencoder.unpooling = "maxunpool"  # [P16] §1: unpooling with pool switches
     cfg.pretrain.optimizer = "sgd"  # ASSUMPTION: a plain learning rate + decay suggests SGD
     cfg.pretrain.learning_rate = 0.01  # [P16] §1
     cfg.pretrain.lr_decay = 0.98  # [P16] §1: ×0.98 after every epoch
@@ -201,8 +203,8 @@ def _cpu() -> Config:
     # ASSUMPTION: a laptop-sized twin of [R21]: 64 px, 32/64 filters, ~2 min per pre-training epoch
     # on the ~3,800 non-task wikiart14 paintings with 2 cores.
     cfg.data.image_size = 64
-    cfg.model.filters = (32, 64)
-    cfg.model.decoder_filters = (64, 32)
+    cfg.autoencoder.filters = (32, 64)
+    cfg.autoencoder.decoder_filters = (64, 32)
     cfg.pretrain.epochs = 5
     cfg.pretrain.batch_size = 32
     cfg.classifier.head = (128,)
@@ -215,8 +217,8 @@ def _smoke() -> Config:
     # Seconds-long runs for tests and CI: everything tiny, same code path.
     cfg.data.image_size = 32
     cfg.data.min_per_class = 3
-    cfg.model.filters = (4, 8)
-    cfg.model.decoder_filters = (8, 4)
+    cfg.autoencoder.filters = (4, 8)
+    cfg.autoencoder.decoder_filters = (8, 4)
     cfg.pretrain.epochs = 2
     cfg.pretrain.batch_size = 16
     cfg.pretrain.patience = 2
@@ -274,18 +276,32 @@ def _parse_value(key: str, text: str, annotation) -> object:
         raise ConfigError(f"--set {key}={text}: expected {annotation.__name__}") from None
 
 
+# Sections renamed since a release: old name → new. ``--set old.key`` and old config.json files still work for one
+# release (issue #23: "model" was the autoencoder while ``--model`` is a registry name).
+RENAMED_SECTIONS = {"model": "autoencoder"}
+
+
 def apply_override(cfg: Config, assignment: str) -> None:
     """Apply one ``section.key=value`` override in place, type-checked against the dataclass."""
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. model.filters=32,64")
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. autoencoder.filters=32,64")
     key, text = assignment.split("=", 1)
     key = key.strip()
-    section_name, _, field_name = key.partition(".")
+    typed_section, _, field_name = key.partition(".")
+    section_name = RENAMED_SECTIONS.get(typed_section, typed_section)
     section = getattr(cfg, section_name, None) if section_name in _section_names(cfg) else None
     hints = typing.get_type_hints(type(section)) if section is not None else {}
     if field_name not in hints:
         raise ConfigError(f"--set: unknown key {key!r}; valid keys: {', '.join(valid_keys(cfg))}")
+    if section_name != typed_section:
+        key = f"{section_name}.{field_name}"
+        _warn_renamed(f"{typed_section}.{field_name}", key)
     setattr(section, field_name, _parse_value(key, text, hints[field_name]))
+
+
+@functools.cache  # once per key: cv10 builds the config again for each model of a list and each report row
+def _warn_renamed(old_key: str, key: str) -> None:
+    print(f"warning: --set {old_key} is deprecated and goes in the next release; use --set {key}", file=sys.stderr)
 
 
 def _section_names(cfg: Config) -> set[str]:
@@ -294,8 +310,8 @@ def _section_names(cfg: Config) -> set[str]:
 
 CHOICES = {
     "data.mode": ("pad", "crop", "resize"),
-    "model.unpooling": ("upsample", "maxunpool"),
-    "model.mixed_dtype": ("float16", "bfloat16"),
+    "autoencoder.unpooling": ("upsample", "maxunpool"),
+    "autoencoder.mixed_dtype": ("float16", "bfloat16"),
     "pretrain.optimizer": ("adam", "sgd", "rmsprop"),
     "pretrain.loss": ("mse", "kld"),
     "pretrain.denoise": ("none", "per_batch", "per_epoch"),
@@ -310,7 +326,7 @@ CHOICES = {
 
 
 # Valid range of every numeric field: (low, high, low_open, high_open); None = unbounded.
-# Tuple fields (e.g. model.filters) are checked item by item.
+# Tuple fields (e.g. autoencoder.filters) are checked item by item.
 _AT_LEAST_0, _AT_LEAST_1, _POSITIVE = (0, None, False, False), (1, None, False, False), (0, None, True, False)
 _PROBABILITY = (0, 1, False, True)  # [0, 1)
 _VAL_FRACTION = (0, 0.5, False, False)  # more than half leaves too few training images per class
@@ -319,9 +335,9 @@ RANGES: dict[str, tuple] = {
     "data.pad_color": (0, 255, False, False),
     "data.min_per_class": _AT_LEAST_1,
     "data.max_per_class": _AT_LEAST_0,  # 0 = no cap
-    "model.filters": _AT_LEAST_1,
-    "model.decoder_filters": _AT_LEAST_1,
-    "model.kernel_size": _AT_LEAST_1,
+    "autoencoder.filters": _AT_LEAST_1,
+    "autoencoder.decoder_filters": _AT_LEAST_1,
+    "autoencoder.kernel_size": _AT_LEAST_1,
     "pretrain.epochs": _AT_LEAST_0,  # 0 = no pre-training (random encoder control)
     "pretrain.batch_size": _AT_LEAST_1,
     "pretrain.learning_rate": _POSITIVE,
@@ -404,12 +420,12 @@ def validate(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), name)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of: {', '.join(allowed)}")
-    stages = len(cfg.model.filters)
+    stages = len(cfg.autoencoder.filters)
     if cfg.data.image_size % (2 ** stages):
         raise ConfigError(f"data.image_size={cfg.data.image_size} must be divisible by {2 ** stages} "
                           f"(one 2×2 pooling per encoder stage); try {cfg.data.image_size // 2 ** stages * 2 ** stages or 2 ** stages * 8}")
-    if len(cfg.model.decoder_filters) != stages:
-        raise ConfigError(f"model.decoder_filters needs {stages} entries, one per encoder stage")
+    if len(cfg.autoencoder.decoder_filters) != stages:
+        raise ConfigError(f"autoencoder.decoder_filters needs {stages} entries, one per encoder stage")
     # Below: what RANGES (one value at a time) cannot say — counts, repeats, values that depend on each other.
     if len(cfg.data.pad_color) != 3:
         raise ConfigError("data.pad_color must be three integers in 0..255, e.g. 0,0,0")
@@ -461,6 +477,7 @@ def from_dict(data: dict, preset: str | None = None) -> Config:
     """Rebuild a Config from ``config.json`` (lists back to tuples); missing fields come from ``preset``."""
     cfg = get_preset(preset) if preset else Config()
     for section_name, values in data.items():
+        section_name = RENAMED_SECTIONS.get(section_name, section_name)  # run folders made before the rename
         if section_name not in _section_names(cfg):
             continue
         section = getattr(cfg, section_name)

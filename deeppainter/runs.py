@@ -308,9 +308,21 @@ def fingerprint_arguments(arguments: dict) -> dict:
     return identity
 
 
+# Renamed config sections go into the fingerprint under their old names (autoencoder.* as model.*), so run
+# folders recorded before the rename keep their identity and are still found finished or resumable.
+_RECORDED_SECTIONS = {new: old for old, new in config_lib.RENAMED_SECTIONS.items()}
+
+
+def _recorded_key(key: str) -> str:
+    section, _, name = key.partition(".")
+    return f"{_RECORDED_SECTIONS.get(section, section)}.{name}"
+
+
 def fingerprint(command: str, preset: str, cfg: config_lib.Config, arguments: dict) -> str:
     payload = json.dumps({"command": command, "preset": preset, "arguments": fingerprint_arguments(arguments),
-                          "changes": config_lib.changes_from_preset(cfg, preset)}, sort_keys=True, default=str)
+                          "changes": {_recorded_key(key): value for key, value
+                                      in config_lib.changes_from_preset(cfg, preset).items()}},
+                         sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -97,7 +97,7 @@ for previous in .gpu_pool/previous .gpu_task1/previous; do  # an earlier call's 
 done
 
 SETTINGS=(--set "pretrain.epochs=${PRETRAIN_EPOCHS:-10}")  # ASSUMPTION: 10 epochs fit call 1 (issue 27's estimate)
-[ "${PRECISION:-bfloat16}" = float32 ] || SETTINGS+=(--set model.mixed_precision=true --set "model.mixed_dtype=${PRECISION:-bfloat16}")
+[ "${PRECISION:-bfloat16}" = float32 ] || SETTINGS+=(--set autoencoder.mixed_precision=true --set "autoencoder.mixed_dtype=${PRECISION:-bfloat16}")
 BENCH=()
 if [ $TINY = 1 ]; then  # the same commands on a tiny problem: 32 px inputs, one pre-training epoch, two head epochs
   SETTINGS+=(--set data.image_size=32 --set pretrain.epochs=1 --set classifier.epochs=2)

@@ -14,7 +14,7 @@ case "${1:-all}" in
     run --model cae-svm                              # encoder style descriptors + SVM
     run --model cae-features-svm                     # ... beside the handcrafted features
     run --model cae-svm --set pretrain.epochs=0      # the same descriptors from a random encoder
-    run --set model.unpooling=maxunpool              # [P16] true max-unpooling instead of UpSampling2D
+    run --set autoencoder.unpooling=maxunpool              # [P16] true max-unpooling instead of UpSampling2D
     run --set pretrain.denoise=none
     run --set pretrain.denoise=per_epoch             # [P16] one mask per image per epoch
     run --set data.mode=crop                         # = pad on wikiart14: its images are already padded squares

@@ -10,20 +10,21 @@ def test_presets_exist_and_validate():
 
 
 def test_override_types_and_nesting():
-    cfg = build_config("cpu", ["model.filters=16,32", "pretrain.learning_rate=0.05",
+    cfg = build_config("cpu", ["autoencoder.filters=16,32", "pretrain.learning_rate=0.05",
                                "classifier.fine_tune=true", "data.classes=a,b"])
-    assert cfg.model.filters == (16, 32)
+    assert cfg.autoencoder.filters == (16, 32)
     assert cfg.pretrain.learning_rate == 0.05
     assert cfg.classifier.fine_tune is True
     assert cfg.data.classes == ("a", "b")
 
 
 @pytest.mark.parametrize("assignment, fragment", [
-    ("model.filterz=3", "unknown key 'model.filterz'"),
+    ("autoencoder.filterz=3", "unknown key 'autoencoder.filterz'"),
+    ("model.filterz=3", "unknown key 'model.filterz'; valid keys: data.image_size"),
     ("nosection.x=1", "valid keys"),
     ("pretrain.epochs=three", "expected int"),
     ("classifier.fine_tune=maybe", "expected true or false"),
-    ("model.unpooling=bilinear", "is not one of"),
+    ("autoencoder.unpooling=bilinear", "autoencoder.unpooling='bilinear' is not one of"),
     ("data.image_size=66", "divisible by 4"),
     ("noequals", "expected key=value"),
     ("classifier.feature_scales=1,1", "distinct integers"),
@@ -35,6 +36,40 @@ def test_bad_overrides_give_one_line_errors(assignment, fragment):
         build_config("cpu", [assignment])
     assert fragment in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_the_old_model_section_still_sets_the_autoencoder_with_one_warning(capsys):
+    """``model`` was renamed ``autoencoder`` (issue #23); ``--set model.*`` stays one release."""
+    config._warn_renamed.cache_clear()  # once per process: another test may have warned already
+    cfg = build_config("cpu", ["model.unpooling=maxunpool", "model.unpooling=maxunpool"])
+    assert cfg.autoencoder.unpooling == "maxunpool"
+    assert config.changes_from_preset(cfg, "cpu") == {"autoencoder.unpooling": "maxunpool"}
+    assert capsys.readouterr().err == ("warning: --set model.unpooling is deprecated and goes in the next release; "
+                                       "use --set autoencoder.unpooling\n")
+    with pytest.raises(ConfigError) as error:
+        build_config("cpu", ["model.filterz=3"])
+    assert "autoencoder.filters" in str(error.value) and "model.filters" not in str(error.value)
+
+
+def test_old_config_json_with_a_model_section_reads_into_the_autoencoder():
+    old = config.to_dict(build_config("cpu", ["autoencoder.unpooling=maxunpool"]))
+    old["model"] = old.pop("autoencoder")
+    assert config.from_dict(old, "cpu").autoencoder.unpooling == "maxunpool"
+
+
+def test_the_rename_keeps_the_fingerprint_of_a_committed_model_unpooling_run():
+    """The committed [P16]-unpooling run was made with ``--set model.unpooling=maxunpool``: the same settings under
+    the new name must find it (finished runs are reused, unfinished ones resumed, by fingerprint)."""
+    from pathlib import Path
+
+    from deeppainter import runs
+
+    record = runs.read_json(Path(__file__).resolve().parent.parent
+                            / "results/runs/20261123-104446_cv10_cpu_seed0/config.json")
+    assert record["config"]["model"]["unpooling"] == "maxunpool"  # recorded under the old section name
+    arguments = {**record["arguments"], "seed": record["seed"]}
+    for cfg in (build_config("cpu", ["autoencoder.unpooling=maxunpool"]), config.from_dict(record["config"], "cpu")):
+        assert runs.fingerprint("cv10", "cpu", cfg, arguments) == record["fingerprint"] == "07763de011b3a4ba"
 
 
 def test_unknown_preset():
@@ -118,7 +153,7 @@ def test_every_numeric_field_is_range_checked():
     ("classifier.val_fraction=0.9", "classifier.val_fraction=0.9 is out of range: it must be [0, 0.5]"),
     ("data.image_size=0", "data.image_size=0 is out of range: it must be ≥ 8"),
     ("pretrain.learning_rate=0", "must be > 0"),
-    ("model.filters=8,0", "every entry must be ≥ 1"),
+    ("autoencoder.filters=8,0", "autoencoder.filters=8,0 is out of range: every entry must be ≥ 1"),
 ])
 def test_out_of_range_overrides_name_the_key_and_range(assignment, fragment):
     with pytest.raises(ConfigError) as error:

@@ -69,8 +69,8 @@ def test_unpool_reuses_switch_channels_cyclically():
 
 
 def test_maxunpool_autoencoder_survives_save_and_reload(tmp_path):
-    cfg = config.build_config("smoke", ["model.unpooling=maxunpool", "model.decoder_filters=8,8"])
-    autoencoder, encoder = build_autoencoder(cfg.model, 16)
+    cfg = config.build_config("smoke", ["autoencoder.unpooling=maxunpool", "autoencoder.decoder_filters=8,8"])
+    autoencoder, encoder = build_autoencoder(cfg.autoencoder, 16)
     x = np.random.default_rng(2).random((2, 16, 16, 3)).astype("float32")
     autoencoder.save(tmp_path / "ae.keras")
     encoder.save(tmp_path / "enc.keras")
@@ -81,8 +81,8 @@ def test_maxunpool_autoencoder_survives_save_and_reload(tmp_path):
 
 @pytest.mark.parametrize("unpooling", ["upsample", "maxunpool"])
 def test_tiny_autoencoder_shapes_and_shared_layers(unpooling):
-    cfg = config.build_config("smoke", [f"model.unpooling={unpooling}"])
-    autoencoder, encoder = build_autoencoder(cfg.model, 16)
+    cfg = config.build_config("smoke", [f"autoencoder.unpooling={unpooling}"])
+    autoencoder, encoder = build_autoencoder(cfg.autoencoder, 16)
     assert autoencoder.output_shape == (None, 16, 16, 3)
     assert encoder.output_shape == (None, 4, 4, 8)
     assert encoder.get_layer("encoder_conv1") is autoencoder.get_layer("encoder_conv1")
@@ -90,7 +90,7 @@ def test_tiny_autoencoder_shapes_and_shared_layers(unpooling):
 
 def test_golden_parameter_count_replication2021():
     cfg = config.get_preset("replication2021")
-    autoencoder, encoder = build_autoencoder(cfg.model, cfg.data.image_size)
+    autoencoder, encoder = build_autoencoder(cfg.autoencoder, cfg.data.image_size)
     assert autoencoder.count_params() == 3_016_403  # [R21] Table I
     assert encoder.count_params() == 15_200 + 1_000_200
     assert autoencoder.get_layer("decoder_upsample1") is not None
@@ -98,7 +98,7 @@ def test_golden_parameter_count_replication2021():
 
 def test_golden_parameter_count_paper2016():
     cfg = config.get_preset("paper2016")
-    autoencoder, encoder = build_autoencoder(cfg.model, cfg.data.image_size)
+    autoencoder, encoder = build_autoencoder(cfg.autoencoder, cfg.data.image_size)
     # conv100 7,600 + conv200 500,200 + deconv200 1,000,200 + deconv100 500,100 + 1×1 conv 303
     assert autoencoder.count_params() == 2_008_403
     assert encoder.output_shape == (None, 64, 64, 200)
@@ -114,7 +114,7 @@ def test_golden_head_size_replication2021():
 
 def test_classifier_freezes_encoder_by_default():
     cfg = config.build_config("smoke")
-    _, encoder = build_autoencoder(cfg.model, 16)
+    _, encoder = build_autoencoder(cfg.autoencoder, 16)
     classifier = build_classifier(encoder, cfg.classifier, 3)
     assert classifier.output_shape == (None, 3)
     assert not encoder.trainable

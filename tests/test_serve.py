@@ -241,7 +241,7 @@ def test_a_keras_model_gets_grad_cam_and_nearest_paintings_in_its_head_space(tmp
     from deeppainter.models.classifier import build_classifier
 
     cfg = config.build_config("smoke")
-    _, encoder = build_autoencoder(cfg.model, 32)
+    _, encoder = build_autoencoder(cfg.autoencoder, 32)
     model = build_classifier(encoder, cfg.classifier, 3)
     final = inference.FinalModel(tmp_path, "cae", ["a", "b", "c"], 32, "pad", (0, 0, 0), model)
     images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)

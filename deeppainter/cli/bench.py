@@ -173,7 +173,7 @@ def main(argv=None):
         paths = list(list_labelled(data)["path"].sample(frac=1.0, random_state=args.seed))[:args.images]
         metrics["standardiser"] = standardiser_rates(paths, args.size, repeats=1 if args.smoke else 3)
         images, labels = labelled_images(data, cfg, args.per_class, args.seed)
-        _, encoder = build_autoencoder(cfg.model, cfg.data.image_size)  # untrained: timing and agreement only
+        _, encoder = build_autoencoder(cfg.autoencoder, cfg.data.image_size)  # untrained: timing and agreement only
         encoder.save(run_dir / "encoder.keras")
         metrics["cv10"] = cv_cache_comparison(cfg, images, labels, run_dir / "encoder.keras", run_dir / "cache",
                                               args.seed, repeats=1 if args.smoke else 2)

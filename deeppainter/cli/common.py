@@ -37,7 +37,7 @@ def make_parser(prog: str, description: str, default_preset: str = "cpu", **kwar
                         help="named configuration: paper2016 / replication2021 (paper size, GPU), "
                              "cpu (laptop-sized), smoke (seconds, for tests)")
     common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config value, e.g. --set model.filters=32,64 "
+                        help="override one config value, e.g. --set autoencoder.filters=32,64 "
                              "(repeatable; unknown keys are an error)")
     common.add_argument("--seed", type=int, default=0, help="seed for folds, splits, masks and weights")
     common.add_argument("--out", type=Path, default=DEFAULT_RUNS_ROOT,

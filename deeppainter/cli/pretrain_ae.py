@@ -28,7 +28,7 @@ def main(argv=None):
     if args.dry_run:
         from deeppainter.models.autoencoder import build_autoencoder
 
-        autoencoder, _ = build_autoencoder(cfg.model, cfg.data.image_size)
+        autoencoder, _ = build_autoencoder(cfg.autoencoder, cfg.data.image_size)
         autoencoder.summary()
         return 0
     from deeppainter.train.pretrain import pretraining_run

@@ -50,15 +50,15 @@ def model_preset(record: dict) -> config_lib.Config:
 
 def unread_sections(model: str, cfg: config_lib.Config) -> tuple[str, ...]:
     """Config sections ``model`` never reads, so a value there (e.g. a default that changed after the run)
-    is no change to it: ``backbone.*`` outside the transfer backbones, ``model.*`` / ``pretrain.*``
-    (the autoencoder) for models without an encoder."""
+    is no change to it: ``backbone.*`` outside the transfer backbones, ``autoencoder.*`` / ``pretrain.*``
+    for models without an encoder."""
     from deeppainter.models import registry
 
     if model not in registry.list_models():
         return ()
     spec = registry.get_model(model)
     unread = () if spec.group == "transfer backbones" else ("backbone.",)
-    return unread + (() if spec.encoder_needed(cfg) else ("model.", "pretrain."))
+    return unread + (() if spec.encoder_needed(cfg) else ("autoencoder.", "pretrain."))
 
 
 def config_changes(record: dict) -> str:

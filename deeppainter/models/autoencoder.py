@@ -20,7 +20,7 @@ def build_autoencoder(cfg: AutoencoderConfig, image_size: int) -> tuple[keras.Mo
     """Return ``(autoencoder, encoder)``; they share layers, so training one trains the other.
 
     The layers take the dtype policy in force (train.distribute.options sets it from
-    ``model.mixed_precision``); the reconstruction stays float32 so the loss is computed in full precision.
+    ``autoencoder.mixed_precision``); the reconstruction stays float32 so the loss is computed in full precision.
     """
     unpool = cfg.unpooling == "maxunpool"
     inputs = keras.Input((image_size, image_size, 3), name="image")

@@ -181,7 +181,7 @@ def compiled_autoencoder(cfg: Config):
     from deeppainter.models.classifier import make_optimizer
     from deeppainter.train.distribute import jit_compile_option
 
-    autoencoder, _ = build_autoencoder(cfg.model, cfg.data.image_size)
+    autoencoder, _ = build_autoencoder(cfg.autoencoder, cfg.data.image_size)
     autoencoder.compile(optimizer=make_optimizer(cfg.pretrain.optimizer, cfg.pretrain.learning_rate), loss="mse",
                         jit_compile=jit_compile_option(cfg.pretrain.jit_compile))
     return autoencoder
@@ -195,7 +195,7 @@ def cae_training(cfg: Config, images: np.ndarray, steps: int, seed: int, peak_fl
     from deeppainter.train.distribute import options
 
     train_cfg = cfg.pretrain
-    with options(cfg.model.mixed_precision, mixed_dtype=cfg.model.mixed_dtype):
+    with options(cfg.autoencoder.mixed_precision, mixed_dtype=cfg.autoencoder.mixed_dtype):
         batches = DenoisingBatches(images, np.arange(len(images)), train_cfg.batch_size, train_cfg.denoise,
                                    train_cfg.denoise_rate, seed=seed)
         steps = max(1, min(steps, len(batches)))
@@ -354,8 +354,8 @@ def paper_head_step(preset: str, dtype: str, batch_size: int, steps: int, seed: 
     from deeppainter.train.distribute import jit_compile_option, options
 
     cfg = get_preset(preset)
-    side = cfg.data.image_size // 2 ** len(cfg.model.filters)
-    shape = (side, side, cfg.model.filters[-1])
+    side = cfg.data.image_size // 2 ** len(cfg.autoencoder.filters)
+    shape = (side, side, cfg.autoencoder.filters[-1])
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     with options(dtype != "float32", mixed_dtype=dtype):
@@ -430,11 +430,11 @@ def paper_memory(num_classes: int = 3) -> dict:
     from deeppainter.tools import flops
 
     cfg = get_preset("replication2021")
-    side = cfg.data.image_size // 2 ** len(cfg.model.filters)
-    features = side * side * cfg.model.filters[-1]
+    side = cfg.data.image_size // 2 ** len(cfg.autoencoder.filters)
+    features = side * side * cfg.autoencoder.filters[-1]
     first_dense = features * cfg.classifier.head[0] + cfg.classifier.head[0]
     head_params = flops.dense_stack_params(features, (*cfg.classifier.head, num_classes))
-    autoencoder, _ = build_autoencoder(cfg.model, cfg.data.image_size)  # symbolic: 3 M weights, no compute
+    autoencoder, _ = build_autoencoder(cfg.autoencoder, cfg.data.image_size)  # symbolic: 3 M weights, no compute
     activations = flops.activation_elements(autoencoder) * flops.FP32_BYTES * cfg.pretrain.batch_size
     cae_bytes = autoencoder.count_params() * flops.TRAIN_STEP_BYTES + 2 * activations  # outputs + their grads
     keras.backend.clear_session()

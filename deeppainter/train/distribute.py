@@ -1,7 +1,7 @@
 """Per-run training options: data parallelism over every visible device, and the precision policy.
 
 ``training_scope`` wraps a training function: while it runs, Keras' global dtype policy follows
-``model.mixed_precision`` (compute dtype ``model.mixed_dtype``) and, on the JAX backend with more than one device visible (GPUs, or CPU
+``autoencoder.mixed_precision`` (compute dtype ``autoencoder.mixed_dtype``) and, on the JAX backend with more than one device visible (GPUs, or CPU
 devices forced with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``), the global
 distribution is ``keras.distribution.DataParallel`` over all of them: every batch is split across
 the devices and the weights are replicated. Both globals are restored afterwards, so one run's
@@ -86,7 +86,7 @@ def training_scope(config_of=lambda cfg, *args, **kwargs: cfg, run_dir_of=lambda
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             cfg = config_of(*args, **kwargs)
-            with options(cfg.model.mixed_precision, run_dir_of(*args, **kwargs), cfg.model.mixed_dtype):
+            with options(cfg.autoencoder.mixed_precision, run_dir_of(*args, **kwargs), cfg.autoencoder.mixed_dtype):
                 return function(*args, **kwargs)
 
         return wrapper

@@ -148,7 +148,7 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
                              train_cfg.denoise_rate, seed=seed)
     val = DenoisingBatches(images, val_idx, train_cfg.batch_size, shuffle=False)
 
-    autoencoder, encoder = build_autoencoder(cfg.model, cfg.data.image_size)
+    autoencoder, encoder = build_autoencoder(cfg.autoencoder, cfg.data.image_size)
     loss = "mse" if train_cfg.loss == "mse" else keras.losses.KLDivergence()
     autoencoder.compile(optimizer=make_optimizer(train_cfg.optimizer, train_cfg.learning_rate),
                         loss=loss, metrics=["mse"], jit_compile=distribute.jit_compile_option(train_cfg.jit_compile))
@@ -221,13 +221,13 @@ def pretrain_autoencoder(cfg: Config, images: np.ndarray, run_dir: Path, seed: i
 
 
 def pretraining_identity(cfg: Config, preset: str) -> Config:
-    """The part of ``cfg`` that shapes the encoder: model, pre-training and how images are standardised.
+    """The part of ``cfg`` that shapes the encoder: autoencoder, pre-training and how images are standardised.
 
     Classifier and CV settings, and which labelled images are evaluated, come from the preset, so
     classifier-only studies share one pre-training run; any data field that changes the pixels does not.
     """
     identity = get_preset(preset)
-    identity.model, identity.pretrain = cfg.model, cfg.pretrain
+    identity.autoencoder, identity.pretrain = cfg.autoencoder, cfg.pretrain
     identity.data = dataclasses.replace(cfg.data, classes=identity.data.classes,
                                         min_per_class=identity.data.min_per_class,
                                         max_per_class=identity.data.max_per_class)
