@@ -4,7 +4,8 @@ A head is fitted in every outer fold on the training folds' features only; its h
 picked by :func:`inner_search`, a grid search over stratified inner folds of whatever data ``fit``
 receives, so the choice never sees the test fold. Every factory is ``(classifier_config, seed,
 blocks) -> estimator``; ``blocks`` maps each part of a concatenated featurizer to its columns (the
-heads that treat one part apart, and the stack, read it).
+heads that treat one part apart, and the stack, read it). A head that trains with Keras lives in train/
+(a higher layer) and is registered by import path ("package.module:function"), imported only when built.
 
 | head          | steps                                                                  |
 |---------------|------------------------------------------------------------------------|
@@ -15,6 +16,7 @@ heads that treat one part apart, and the stack, read it).
 | rbm-svm       | BernoulliRBM → the svm head                                            |
 | pixels-rbm-svm| the ``pixels32`` part through a BernoulliRBM beside the other parts → the svm head |
 | pca-svm       | StandardScaler → PCA (95% variance) → RBF SVM                          |
+| dense         | StandardScaler → the CAE classifier's SpatialDropout2D dense head (Keras, classifier.*; deeppainter.train.dense_head) |
 | stack         | see deeppainter.classical.stacking                                     |
 
 SVM probabilities come from a sigmoid calibration of the refitted SVM
@@ -24,6 +26,8 @@ before the scaler (the Hellinger-kernel trick for histogram features, Perronnin 
 lets the inner search choose between none and sqrt. Everything runs with n_jobs=1.
 """
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -126,11 +130,13 @@ def pca_svm_head(ccfg, seed: int, blocks=None) -> Pipeline:
 
 
 HEADS = {"logreg": logreg_head, "svm": svm_head, "knn": knn_head, "rbm-knn": rbm_knn_head, "rbm-svm": rbm_svm_head,
-         "pixels-rbm-svm": pixels_rbm_svm_head, "pca-svm": pca_svm_head}
+         "pixels-rbm-svm": pixels_rbm_svm_head, "pca-svm": pca_svm_head,
+         "dense": "deeppainter.train.dense_head:dense_head"}
 
 
 def register_head(kind: str, factory) -> None:
-    """Add a head: ``factory(classifier_config, seed, blocks)`` returns an unfitted scikit-learn pipeline."""
+    """Add a head: ``factory(classifier_config, seed, blocks)`` (or its "package.module:function" path) returns an
+    unfitted scikit-learn pipeline."""
     if kind in HEADS:
         raise ValueError(f"head {kind!r} is registered twice")
     HEADS[kind] = factory
@@ -140,7 +146,11 @@ def build_head(kind: str, ccfg, seed: int, blocks: dict[str, np.ndarray]):
     """An unfitted head of ``kind`` (a key of HEADS) for features whose parts sit at ``blocks``."""
     if kind not in HEADS:
         raise UserError(f"unknown head {kind!r}; choose one of: {', '.join(HEADS)}")
-    return HEADS[kind](ccfg, seed, blocks)
+    factory = HEADS[kind]
+    if isinstance(factory, str):
+        module_name, _, function = factory.partition(":")
+        factory = getattr(importlib.import_module(module_name), function)
+    return factory(ccfg, seed, blocks)
 
 
 def chosen_hyperparameters(estimator) -> dict[str, str]:

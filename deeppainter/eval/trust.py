@@ -80,7 +80,7 @@ class Outputs:
 
 # Heads whose decision function is the logits of their softmax (energy needs those; an SVM's one-vs-rest
 # margins are not).
-LOGIT_HEADS = ("logreg",)
+LOGIT_HEADS = ("logreg", "dense")
 
 
 def gives_logits(model) -> bool:

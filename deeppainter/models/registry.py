@@ -214,6 +214,9 @@ WIDE_C_PROBES = ("effnet-lite0-logreg", "dinov2-logreg", "pretrained-concat-logr
 for _name, _featurizer, _head, _size, _help in [
         ("effnet-lite0-logreg", "efficientnet-lite0", "logreg", 224,
          "frozen EfficientNet-Lite0 features (ImageNet, 224 px) → scaled logistic regression"),
+        ("effnet-lite0-dense", "efficientnet-lite0", "dense", 224,
+         "frozen EfficientNet-Lite0 features (ImageNet, 224 px) → scaled → the CAE classifier's SpatialDropout2D "
+         "dense head (classifier.head, dropouts, epochs, early stopping)"),
         ("effnet-lite1-logreg", "efficientnet-lite1", "logreg", 240,
          "frozen EfficientNet-Lite1 features (ImageNet, 240 px) → scaled logistic regression"),
         ("effnet-lite2-logreg", "efficientnet-lite2", "logreg", 260,
