@@ -146,3 +146,29 @@ def test_closed_set_final_model_of_an_open_set_run(five_painters, tmp_path):
     record = read_json(run_dir / "final_model.json")["trust"]
     assert record["scorer"] == "msp" and not record["background"]
     assert read_json(run_dir / "metrics.json")["unknown_painters"] == ["painter3", "painter4"]
+
+
+def test_report_paired_compares_two_open_set_runs_and_their_other_source_evaluations(open_run, five_painters,
+                                                                                        capsys):
+    from deeppainter.cli import report
+
+    known = open_run.parent / "known"
+    known.mkdir(exist_ok=True)
+    for painter in ("painter0", "painter1", "painter2"):
+        (known / painter).symlink_to(five_painters / painter)
+    (open_run.parent / "unknown").mkdir(exist_ok=True)
+    (open_run.parent / "unknown" / "painter3").symlink_to(five_painters / "painter3")
+    run_dir = evaluate.run(evaluate.parse_args(["--run", str(open_run), "--data", str(known),
+                                                "--unknown", str(open_run.parent / "unknown"),
+                                                "--out", str(open_run.parent)]))
+    assert "known_score" in pd.read_csv(run_dir / "predictions.csv")
+    capsys.readouterr()
+    assert report.main(["--paired", str(open_run), str(open_run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pooled = read_json(open_run / "metrics.json")["openset"]["background"]["pooled"]["auroc"]
+    assert f"A {pooled:.3f}, B {pooled:.3f}, Δ +0.000; corrected t over 3 folds p = 1" in lines[2]
+    dev_auroc = read_json(run_dir / "metrics.json")["openset"]["auroc"]
+    assert lines[3].startswith("other source") and "Δ +0.00 points on 54 images" in lines[3]
+    assert f"A {dev_auroc:.3f}, B {dev_auroc:.3f}, Δ +0.000" in lines[4] and "paired bootstrap" in lines[4]
+    with pytest.raises(SystemExit):
+        report.main(["--paired", str(open_run), str(run_dir)])  # an evaluate run: a one-line error

@@ -93,6 +93,8 @@ def run(args) -> Path:
                                 "predicted": [final.classes[i] for i in probabilities.argmax(axis=1)], "fold": 0})
     for index, name in enumerate(final.classes):
         predictions[f"prob_{name}"] = probabilities[:, index]
+    if final.trust is not None:  # the open-set score of every image, for paired AUROC tests (report --paired)
+        predictions["known_score"] = assessed["known_score"]
     summary = metrics.summarise(predictions, final.classes, cfg.cv.bootstrap, args.seed)
     title = f"{final.name} on {Path(args.data).name}, {len(predictions)} images"
     truth = label_indices(predictions["true"], final.classes)

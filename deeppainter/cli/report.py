@@ -1,4 +1,5 @@
-"""``python -m deeppainter.report``: regenerate results/README.md from the run folders."""
+"""``python -m deeppainter.report``: regenerate results/README.md from the run folders; ``--paired A B``: the paired
+tests of two runs."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,15 @@ def main(argv=None):
     parser.add_argument("--migrate", action="store_true",
                         help="first rewrite old run folders under runs/ to portable paths and compact fold files "
                              "(one-off; numbers unchanged)")
+    parser.add_argument("--paired", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"),
+                        help="print the paired tests of two cv10 runs (accuracy; open-set AUROC in CV and on another "
+                             "source where both have them) instead of writing results/README.md")
     args = parser.parse_args(argv)
+    if args.paired:
+        from deeppainter.eval.paired import compare
+
+        print("\n".join(compare(*args.paired)))
+        return 0
     from deeppainter.eval.report import render
 
     if args.migrate:

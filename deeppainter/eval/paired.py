@@ -1,0 +1,105 @@
+"""Two finished cv10 runs compared image by image: ``python -m deeppainter.report --paired RUN_A RUN_B``.
+
+A claim that one model beats another carries a paired test (REFERENCE.md §6). For two runs on the same
+images in the same folds this gives, A minus B:
+
+- closed-set accuracy: McNemar and the corrected t-test (eval.stats.paired_tests);
+- open set, where both runs scored unknown painters (the same paintings in the same folds): the AUROC of
+  each run's own final scorer (``trust.final_scorer``), with the corrected t-test over the folds' AUROCs;
+- another source, where both final models were scored by ``evaluate --unknown`` on the same images (the
+  newest such run of each): McNemar on the known painters' paintings and a paired bootstrap of the AUROC.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from deeppainter.errors import UserError
+from deeppainter.eval.crossval import read_predictions
+from deeppainter.eval.stats import format_p, paired_auroc, paired_tests
+from deeppainter.runs import read_json
+
+
+def _finished(run_dir: Path, command: str) -> dict:
+    if not (run_dir / "DONE").exists() or not (run_dir / "config.json").exists():
+        raise UserError(f"--paired: {run_dir} is not a finished run folder (no DONE / config.json); give two "
+                        f"finished cv10 run folders, e.g. results/runs/<time>_cv10_cpu_seed0")
+    record = read_json(run_dir / "config.json")
+    if record["command"] != command:
+        raise UserError(f"--paired: {run_dir} is a {record['command']} run; give two cv10 run folders")
+    return record
+
+
+def _final_scorer(record: dict) -> str:
+    return record["config"].get("trust", {}).get("final_scorer", "msp")
+
+
+def _scores(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column_a: str, column_b: str) -> pd.DataFrame | None:
+    """``fold``, ``a``, ``b`` for the images both frames hold in the same fold (None unless every image is shared)."""
+    merged = frame_a[["path", "fold", column_a]].rename(columns={column_a: "a"}).merge(
+        frame_b[["path", "fold", column_b]].rename(columns={column_b: "b", "fold": "fold_b"}), on="path")
+    if len(merged) != len(frame_a) or len(merged) != len(frame_b) or not (merged["fold"] == merged["fold_b"]).all():
+        return None
+    return merged[["fold", "a", "b"]]
+
+
+def _auroc_line(where: str, known: pd.DataFrame | None, unknown: pd.DataFrame | None, scorers: str) -> str:
+    if known is None or unknown is None:
+        return f"{where}: not the same images (or folds) in both runs — no paired AUROC test"
+    result = paired_auroc(known, unknown)
+    interval = (f", 95% interval {result['ci95'][0]:+.3f} to {result['ci95'][1]:+.3f}" if "ci95" in result else "")
+    return (f"{where} AUROC ({scorers}): A {result['a']:.3f}, B {result['b']:.3f}, Δ {result['difference']:+.3f}"
+            f"{interval}; {result['method']} p = {format_p(result['p'])}")
+
+
+def _accuracy_line(where: str, predictions_a: pd.DataFrame, predictions_b: pd.DataFrame) -> str:
+    result = paired_tests(predictions_a, predictions_b)
+    t_test = result["corrected_t"]
+    return (f"{where} accuracy: Δ {100 * result['difference']:+.2f} points on {result['images']} images; McNemar "
+            f"p = {format_p(result['mcnemar']['p'])} ({result['mcnemar']['a_only']} right only in A, "
+            f"{result['mcnemar']['b_only']} only in B)"
+            + (f"; corrected t p = {format_p(t_test['p'])}" if t_test else ""))
+
+
+def _newest_evaluation(runs_root: Path, run_dir: Path) -> Path | None:
+    """The newest finished ``evaluate --unknown`` run of ``run_dir``'s final model."""
+    found = None
+    for metrics_file in sorted(runs_root.glob("*_evaluate_*/metrics.json")):
+        metrics = read_json(metrics_file)
+        if ((metrics_file.parent / "DONE").exists() and "openset" in metrics
+                and Path(str(metrics.get("model_run", "")).split(":", 1)[-1]).name == run_dir.name):
+            found = metrics_file.parent
+    return found
+
+
+def compare(run_a: Path, run_b: Path) -> list[str]:
+    """The paired tests of two cv10 runs (A minus B), one line each."""
+    records = [_finished(Path(run), "cv10") for run in (run_a, run_b)]
+    run_a, run_b = Path(run_a), Path(run_b)
+    lines = [f"A = {run_a.name} ({records[0]['arguments']['model']}), "
+             f"B = {run_b.name} ({records[1]['arguments']['model']})"]
+    known_a, known_b = read_predictions(run_a), read_predictions(run_b)
+    lines.append(_accuracy_line("cross validation", known_a, known_b))
+    scorer_a, scorer_b = _final_scorer(records[0]), _final_scorer(records[1])
+    scorers = f"A's {scorer_a} score, B's {scorer_b} score"
+    if all((run / "unknown_predictions.csv").exists() for run in (run_a, run_b)):
+        unknown_a, unknown_b = (pd.read_csv(run / "unknown_predictions.csv") for run in (run_a, run_b))
+        lines.append(_auroc_line("cross validation, leave painters out,",
+                                 _scores(known_a, known_b, f"score_{scorer_a}", f"score_{scorer_b}"),
+                                 _scores(unknown_a, unknown_b, f"score_{scorer_a}", f"score_{scorer_b}"), scorers))
+    evaluations = [_newest_evaluation(run.parent, run) for run in (run_a, run_b)]
+    if None in evaluations:
+        return lines
+    dev = [pd.read_csv(e / "predictions.csv") for e in evaluations]
+    lines.append(_accuracy_line(f"other source ({evaluations[0].name} vs {evaluations[1].name})", *dev))
+    balanced = [read_json(e / "metrics.json")["balanced_accuracy"] for e in evaluations]
+    lines[-1] += f"; balanced accuracy A {100 * balanced[0]:.1f}, B {100 * balanced[1]:.1f}"
+    if not all("known_score" in frame for frame in dev):
+        lines.append("other source AUROC: an evaluate run without per-image known scores (made before they were "
+                     "recorded); run evaluate again for a paired test")
+        return lines
+    outside = [pd.read_csv(e / "unknown_predictions.csv").assign(fold=0) for e in evaluations]
+    lines.append(_auroc_line("other source", _scores(*dev, "known_score", "known_score"),
+                             _scores(*outside, "known_score", "known_score"), scorers))
+    return lines
