@@ -5,7 +5,7 @@
 # its final model, which is then evaluated on the other source: devset's three task painters against devset-unknown.
 # The probes use C = 0.1 (REFERENCE.md §6's setting, fixed before any open-set score): the recipe's 7-value C search
 # inside 1 + 3 fits per fold would cost 7× more on 2 cores. Usage:
-#   bash experiments/study_trust.sh [rows|ship|all]
+#   bash experiments/study_trust.sh [rows|views|ship|all]
 set -uo pipefail
 shared=../shared/data
 row() {  # cv10 with open-set scoring and a final model, then the other source
@@ -29,6 +29,15 @@ case "${1:-all}" in
     row "${lite0[@]}" --set trust.background=true --set trust.final_scorer=background
     row --model features-svm
     row --model cae
+    ;;&
+  views|all)
+    # The other-source ablations on top of the recommended row: how the network sees the painting (grey, the mean
+    # of colour and grey, per-image colour normalisation, six crops), and the Lite0 ‖ DINOv2-S probe.
+    recommended=("${crop[@]}" --set trust.background=true --set trust.final_scorer=background)
+    for view in grey colour+grey colournorm multicrop; do
+      row "${lite0[@]}" "${recommended[@]}" --set classifier.probe_view=$view
+    done
+    row --model pretrained-concat-logreg --set classifier.probe_c=0.1 "${recommended[@]}"
     ;;&
   ship|all)
     # The shipped ready model: public-domain paintings only — the background class is the nine public-domain
