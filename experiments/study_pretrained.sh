@@ -3,7 +3,8 @@
 # in the folds of the committed CAE runs (plain stratified, hence cv.group_duplicates=false), on
 # tasks 1, 2 and 4 at the cpu preset. Features are cached per (network, image set, preprocessing),
 # so re-runs and the stack re-use them. Usage:
-#   bash experiments/study_pretrained.sh task1 | task2 | task4 | all | new (issue 23's rows only)
+#   bash experiments/study_pretrained.sh task1 | task2 | task4 | all | new (issue 23's rows only; closed set:
+#   --unknown none, since the open-set runs are study_trust.sh's)
 set -uo pipefail
 run() { local experiment=$1; shift; echo "== $experiment $*"
         python -m deeppainter.cv10 --experiment "experiments/$experiment.toml" --set cv.group_duplicates=false "$@" \
@@ -13,6 +14,8 @@ run() { local experiment=$1; shift; echo "== $experiment $*"
 probes=(effnet-lite0-logreg dinov2-logreg pretrained-concat-logreg magenta-style-svm effnet-lite0-head)
 # issue 23: the larger EfficientNet-Lites and two multi-scale views of Lite0, in the same folds
 new_probes=(effnet-lite1-logreg effnet-lite2-logreg effnet-lite0-multiscale-logreg effnet-lite0-tiles-logreg)
+# issue 23's dense head (the CAE classifier's SpatialDropout2D head as a head factory) on Lite0 features
+dense=(effnet-lite0-dense)
 case "${1:-all}" in
   task1|all)
     for model in "${probes[@]}" effnet-lite0-finetune "${new_probes[@]}"; do run cpu_3painters --model "$model"; done
@@ -33,7 +36,8 @@ case "${1:-all}" in
     ;;
   new)
     for experiment in cpu_3painters cpu_monet_renoir cpu_10artists; do
-      for model in "${new_probes[@]}"; do run "$experiment" --model "$model"; done
+      for model in "${new_probes[@]}"; do run "$experiment" --model "$model" --unknown none; done
     done
+    run cpu_3painters --model "${dense[@]}" --unknown none
     ;;
 esac
