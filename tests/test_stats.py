@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeppainter.eval.stats import corrected_t, format_p, mcnemar, paired_auroc, paired_tests
+from deeppainter.eval.stats import (
+    corrected_t,
+    format_p,
+    mcnemar,
+    paired_auroc,
+    paired_tests,
+)
 
 
 def test_mcnemar_is_exact_for_few_discordant_images_and_chi2_otherwise():

@@ -172,3 +172,14 @@ def test_report_paired_compares_two_open_set_runs_and_their_other_source_evaluat
     assert f"A {dev_auroc:.3f}, B {dev_auroc:.3f}, Δ +0.000" in lines[4] and "paired bootstrap" in lines[4]
     with pytest.raises(SystemExit):
         report.main(["--paired", str(open_run), str(run_dir)])  # an evaluate run: a one-line error
+
+
+def test_paired_scores_match_images_by_painter_and_file_whatever_root_was_recorded():
+    from deeppainter.eval.paired import matched_scores
+
+    old = pd.DataFrame({"path": ["../data/wikiart14/monet/1.jpg", "../data/wikiart14/monet/2.jpg"], "fold": [0, 1],
+                        "score_msp": [0.2, 0.9]})
+    new = pd.DataFrame({"path": ["monet/2.jpg", "monet/1.jpg"], "fold": [1, 0], "score_background": [0.7, 0.1]})
+    matched = matched_scores(old, new, "score_msp", "score_background").sort_values("fold")
+    assert matched.to_dict("list") == {"fold": [0, 1], "a": [0.2, 0.9], "b": [0.1, 0.7]}
+    assert matched_scores(old, new.assign(fold=[0, 1]), "score_msp", "score_background") is None  # other folds

@@ -35,10 +35,15 @@ def _final_scorer(record: dict) -> str:
     return record["config"].get("trust", {}).get("final_scorer", "msp")
 
 
-def _scores(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column_a: str, column_b: str) -> pd.DataFrame | None:
-    """``fold``, ``a``, ``b`` for the images both frames hold in the same fold (None unless every image is shared)."""
-    merged = frame_a[["path", "fold", column_a]].rename(columns={column_a: "a"}).merge(
-        frame_b[["path", "fold", column_b]].rename(columns={column_b: "b", "fold": "fold_b"}), on="path")
+def matched_scores(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column_a: str,
+                   column_b: str) -> pd.DataFrame | None:
+    """``fold``, ``a``, ``b`` for the images both frames hold in the same fold (None unless every image is shared).
+    Images match by painter folder and file name: older runs recorded unknown painters' paths with their root."""
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(path=frame["path"].str.split("/").str[-2:].str.join("/"))
+
+    merged = keyed(frame_a)[["path", "fold", column_a]].rename(columns={column_a: "a"}).merge(
+        keyed(frame_b)[["path", "fold", column_b]].rename(columns={column_b: "b", "fold": "fold_b"}), on="path")
     if len(merged) != len(frame_a) or len(merged) != len(frame_b) or not (merged["fold"] == merged["fold_b"]).all():
         return None
     return merged[["fold", "a", "b"]]
@@ -77,8 +82,8 @@ def compare(run_a: Path, run_b: Path) -> list[str]:
     """The paired tests of two cv10 runs (A minus B), one line each."""
     records = [_finished(Path(run), "cv10") for run in (run_a, run_b)]
     run_a, run_b = Path(run_a), Path(run_b)
-    lines = [f"A = {run_a.name} ({records[0]['arguments']['model']}), "
-             f"B = {run_b.name} ({records[1]['arguments']['model']})"]
+    models = [record["arguments"]["model"] for record in records]
+    lines = [f"A = {run_a.name} ({models[0]}), B = {run_b.name} ({models[1]})"]
     known_a, known_b = read_predictions(run_a), read_predictions(run_b)
     lines.append(_accuracy_line("cross validation", known_a, known_b))
     scorer_a, scorer_b = _final_scorer(records[0]), _final_scorer(records[1])
@@ -86,8 +91,8 @@ def compare(run_a: Path, run_b: Path) -> list[str]:
     if all((run / "unknown_predictions.csv").exists() for run in (run_a, run_b)):
         unknown_a, unknown_b = (pd.read_csv(run / "unknown_predictions.csv") for run in (run_a, run_b))
         lines.append(_auroc_line("cross validation, leave painters out,",
-                                 _scores(known_a, known_b, f"score_{scorer_a}", f"score_{scorer_b}"),
-                                 _scores(unknown_a, unknown_b, f"score_{scorer_a}", f"score_{scorer_b}"), scorers))
+                                 matched_scores(known_a, known_b, f"score_{scorer_a}", f"score_{scorer_b}"),
+                                 matched_scores(unknown_a, unknown_b, f"score_{scorer_a}", f"score_{scorer_b}"), scorers))
     evaluations = [_newest_evaluation(run.parent, run) for run in (run_a, run_b)]
     if None in evaluations:
         return lines
@@ -100,6 +105,6 @@ def compare(run_a: Path, run_b: Path) -> list[str]:
                      "recorded); run evaluate again for a paired test")
         return lines
     outside = [pd.read_csv(e / "unknown_predictions.csv").assign(fold=0) for e in evaluations]
-    lines.append(_auroc_line("other source", _scores(*dev, "known_score", "known_score"),
-                             _scores(*outside, "known_score", "known_score"), scorers))
+    lines.append(_auroc_line("other source", matched_scores(*dev, "known_score", "known_score"),
+                             matched_scores(*outside, "known_score", "known_score"), scorers))
     return lines
