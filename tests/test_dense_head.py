@@ -76,6 +76,9 @@ def test_a_featurizer_with_the_dense_head_runs_through_cv10_and_saves_a_final_mo
                "--save-final-model"])
     (run_dir,) = tmp_path.glob("*_cv10_*")
     assert read_json(run_dir / "metrics.json")["accuracy_mean"] > 0.6  # chance is 1/3; each painter has its palette
+    for fold in (run_dir / "folds").glob("fold*.json"):  # where each fold's head stopped is recorded
+        info = read_json(fold)
+        assert 1 <= int(info["chose_dense.best_epoch"]) <= int(info["chose_dense.epochs_run"]) <= 15
     final = load_final_model(run_dir)
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     np.testing.assert_allclose(final.predict_proba(images).sum(axis=1), 1, atol=1e-5)

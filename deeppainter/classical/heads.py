@@ -154,14 +154,19 @@ def build_head(kind: str, ccfg, seed: int, blocks: dict[str, np.ndarray]):
 
 
 def chosen_hyperparameters(estimator) -> dict[str, str]:
-    """What every grid search inside a fitted pipeline picked (recorded per fold, so choices can be audited)."""
+    """What every grid search inside a fitted pipeline picked, and where a head stopped early (recorded per fold, so
+    choices can be audited)."""
     def describe(value) -> str:
         func = getattr(value, "func", None)  # a FunctionTransformer candidate: name its function
         return func.__name__ if func is not None else str(value)
 
     steps = getattr(estimator, "steps", [("model", estimator)])
-    return {f"chose_{name}.{key}": describe(value)
-            for name, step in steps if hasattr(step, "best_params_") for key, value in step.best_params_.items()}
+    chosen = {f"chose_{name}.{key}": describe(value)
+              for name, step in steps if hasattr(step, "best_params_") for key, value in step.best_params_.items()}
+    # a head trained with early stopping (dense): how long it trained and which epoch's weights it kept
+    chosen |= {f"chose_{name}.{key}": str(getattr(step, f"{key}_"))
+               for name, step in steps for key in ("epochs_run", "best_epoch") if hasattr(step, f"{key}_")}
+    return chosen
 
 
 def decision_scores(estimator, features: np.ndarray) -> np.ndarray:
