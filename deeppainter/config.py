@@ -83,6 +83,7 @@ class ClassifierConfig:
     # How the probes' networks see a painting (robustness ablations, issue #14): "colour" as standardised;
     # "grey" luma copied to RGB (colour cannot carry the decision); "colour+grey" the mean feature of both
     # (issue #24); "colournorm" each image's channels standardised to its luma's mean and spread (issue #24);
+    # "jitter" the mean feature of the square and four fixed recolourings (hue ±30°, saturation ×0.5 / ×1.5);
     # "multicrop" the mean feature of the square, its mirror and its four corner crops (7/8 of the side),
     # at training and test time.
     probe_view: str = "colour"
@@ -318,7 +319,7 @@ CHOICES = {
     "classifier.pooling": ("flatten", "avg", "meanstd"),
     "classifier.optimizer": ("adam", "sgd", "rmsprop"),
     "classifier.svm_power": ("none", "sqrt", "select"),
-    "classifier.probe_view": ("colour", "grey", "colour+grey", "colournorm", "multicrop"),
+    "classifier.probe_view": ("colour", "grey", "colour+grey", "colournorm", "jitter", "multicrop"),
     "pretrain.jit_compile": ("auto", "true", "false"),
     "classifier.jit_compile": ("auto", "true", "false"),
     "trust.final_scorer": ("msp", "energy", "mahalanobis", "knn", "background"),

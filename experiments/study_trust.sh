@@ -32,9 +32,9 @@ case "${1:-all}" in
     ;;&
   views|all)
     # The other-source ablations on top of the recommended row: how the network sees the painting (grey, the mean
-    # of colour and grey, per-image colour normalisation, six crops), the Lite0 ‖ DINOv2-S probe and Lite0 ‖ its tiles.
+    # of colour and grey, per-image colour normalisation, six crops, fixed recolourings), the Lite0 ‖ DINOv2-S probe and Lite0 ‖ its tiles.
     recommended=("${crop[@]}" --set trust.background=true --set trust.final_scorer=background)
-    for view in grey colour+grey colournorm multicrop; do
+    for view in grey colour+grey colournorm multicrop jitter; do
       row "${lite0[@]}" "${recommended[@]}" --set classifier.probe_view=$view
     done
     row --model pretrained-concat-logreg --set classifier.probe_c=0.1 "${recommended[@]}"

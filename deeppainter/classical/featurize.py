@@ -9,7 +9,9 @@ the run's scales, the run's encoder's descriptors) in the run's cache folder, ra
 standardised squares as they are ("colour"), as grey-scale luma ("grey"), as the mean feature of the
 colour and the grey square ("colour+grey"), with each image's colour statistics normalised
 ("colournorm": every channel brought to the mean and spread of the image's luma, so a colour cast or
-a palette's overall saturation cannot decide), or as six views whose features are averaged
+a palette's overall saturation cannot decide), as the mean feature of the square and four fixed
+recolourings ("jitter": hue turned by ±30°, saturation halved and raised by half), or as six views whose
+features are averaged
 ("multicrop": the square, its mirror and its four corner crops), the same at training and test time.
 Each view's image set is cached on its own pixels.
 """
@@ -27,6 +29,11 @@ from deeppainter.runs import cached_npy
 
 CORNER_FRACTION = 7 / 8  # ASSUMPTION: multicrop corner crops keep 7/8 of the side (a small shift and zoom)
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as PIL's convert("L")
+# ASSUMPTION: the "jitter" view's fixed recolourings, (hue turn in degrees, saturation factor): two hue turns and
+# two saturations, mild enough that a painting stays itself
+JITTERS = ((-30.0, 1.0), (30.0, 1.0), (0.0, 0.5), (0.0, 1.5))
+# RGB → YIQ (NTSC): Y is the luma above; a hue turn rotates the I/Q plane, a saturation factor scales it
+_YIQ = np.array([LUMA, [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ def view_sets(images: np.ndarray, view: str) -> list[np.ndarray]:
         return [images, _grey(images)]
     if view == "colournorm":
         return [_colour_normalised(images)]
+    if view == "jitter":
+        return [images, *(recolour(images, hue, saturation) for hue, saturation in JITTERS)]
     size = images.shape[1]
     if view == "tiles":  # the four quadrants, each left at half the side (the network resizes them)
         half = size // 2
@@ -93,6 +102,17 @@ def _colour_normalised(images: np.ndarray) -> np.ndarray:
     target_spread = luma.std(axis=(1, 2))[:, None, None, None]
     normalised = (pixels - mean) / np.maximum(spread, 1.0) * target_spread + target_mean
     return np.clip(np.rint(normalised), 0, 255).astype(np.uint8)
+
+
+def recolour(images: np.ndarray, hue_degrees: float, saturation: float) -> np.ndarray:
+    """Each image with its hue turned by ``hue_degrees`` and its saturation scaled, luma unchanged (YIQ)."""
+    angle = np.deg2rad(hue_degrees)
+    turn = saturation * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    chroma = np.eye(3)
+    chroma[1:, 1:] = turn
+    transform = np.linalg.inv(_YIQ) @ chroma @ _YIQ  # RGB → YIQ → turn and scale I/Q → RGB
+    recoloured = images.astype(np.float32) @ transform.T.astype(np.float32)
+    return np.clip(np.rint(recoloured), 0, 255).astype(np.uint8)
 
 
 def output_width(name: str, settings: FeatureSettings) -> int:
