@@ -149,13 +149,18 @@ class ServeConfig:
     heat_alpha: float = 0.45  # opacity of the heat map over the image, as explain --alpha
 
 
+# The open-set scores of REFERENCE.md §6 computed from a model's outputs or features (outlier exposure, the
+# "background" score, is trust.background).
+OPEN_SET_SCORERS = ("msp", "energy", "mahalanobis", "knn")
+
+
 @dataclass
 class TrustConfig:
     """Open-set attribution and calibration (deeppainter.eval.trust; REFERENCE.md §6). Active when cv10 has
     unknown painters (--unknown) or temperature scaling is asked for."""
     # ASSUMPTION: every scorer of REFERENCE.md §6 is evaluated; "energy" needs logits, the feature scorers
     # a feature space — a model without them skips those rows.
-    scorers: tuple[str, ...] = ("msp", "energy", "mahalanobis", "knn")
+    scorers: tuple[str, ...] = OPEN_SET_SCORERS
     keep: float = 0.95  # share of the training folds' known paintings above the threshold (95% TPR)
     # ASSUMPTION: 3 inner folds of the training folds give the out-of-fold outputs that set the threshold
     # and the temperature (each model is fitted 1 + inner_folds times per fold).
@@ -322,7 +327,7 @@ CHOICES = {
     "classifier.probe_view": ("colour", "grey", "colour+grey", "colournorm", "jitter", "multicrop"),
     "pretrain.jit_compile": ("auto", "true", "false"),
     "classifier.jit_compile": ("auto", "true", "false"),
-    "trust.final_scorer": ("msp", "energy", "mahalanobis", "knn", "background"),
+    "trust.final_scorer": (*OPEN_SET_SCORERS, "background"),
 }
 
 
@@ -441,9 +446,9 @@ def validate(cfg: Config) -> None:
                           f"that leave at least 8 pixels of data.image_size={cfg.data.image_size}, e.g. 1,2")
     if not cfg.classifier.probe_c:
         raise ConfigError("classifier.probe_c must be one or more positive numbers, e.g. 0.01,0.1,1")
-    unknown_scorers = set(cfg.trust.scorers) - {"msp", "energy", "mahalanobis", "knn"}
+    unknown_scorers = set(cfg.trust.scorers) - set(OPEN_SET_SCORERS)
     if not cfg.trust.scorers or unknown_scorers:
-        raise ConfigError(f"trust.scorers={','.join(cfg.trust.scorers)}: choose from msp, energy, mahalanobis, knn "
+        raise ConfigError(f"trust.scorers={','.join(cfg.trust.scorers)}: choose from {', '.join(OPEN_SET_SCORERS)} "
                           f"(outlier exposure is trust.background=true)")
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from deeppainter.errors import UserError
 from deeppainter.eval.crossval import read_predictions
+from deeppainter.eval.report import final_scorer, load_evaluations
 from deeppainter.eval.stats import format_p, paired_auroc, paired_tests
 from deeppainter.runs import read_json
 
@@ -29,10 +30,6 @@ def _finished(run_dir: Path, command: str) -> dict:
     if record["command"] != command:
         raise UserError(f"--paired: {run_dir} is a {record['command']} run; give two cv10 run folders")
     return record
-
-
-def _final_scorer(record: dict) -> str:
-    return record["config"].get("trust", {}).get("final_scorer", "msp")
 
 
 def matched_scores(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column_a: str,
@@ -67,15 +64,10 @@ def _accuracy_line(where: str, predictions_a: pd.DataFrame, predictions_b: pd.Da
             + (f"; corrected t p = {format_p(t_test['p'])}" if t_test else ""))
 
 
-def _newest_evaluation(runs_root: Path, run_dir: Path) -> Path | None:
-    """The newest finished ``evaluate --unknown`` run of ``run_dir``'s final model."""
-    found = None
-    for metrics_file in sorted(runs_root.glob("*_evaluate_*/metrics.json")):
-        metrics = read_json(metrics_file)
-        if ((metrics_file.parent / "DONE").exists() and "openset" in metrics
-                and Path(str(metrics.get("model_run", "")).split(":", 1)[-1]).name == run_dir.name):
-            found = metrics_file.parent
-    return found
+def _newest_evaluation(run_dir: Path) -> dict | None:
+    """The newest finished ``evaluate --unknown`` run of ``run_dir``'s final model (report.load_evaluations)."""
+    scored = [e for e in load_evaluations(run_dir.parent).get(run_dir.name, []) if "openset" in e["metrics"]]
+    return scored[-1] if scored else None
 
 
 def compare(run_a: Path, run_b: Path) -> list[str]:
@@ -86,25 +78,26 @@ def compare(run_a: Path, run_b: Path) -> list[str]:
     lines = [f"A = {run_a.name} ({models[0]}), B = {run_b.name} ({models[1]})"]
     known_a, known_b = read_predictions(run_a), read_predictions(run_b)
     lines.append(_accuracy_line("cross validation", known_a, known_b))
-    scorer_a, scorer_b = _final_scorer(records[0]), _final_scorer(records[1])
+    scorer_a, scorer_b = final_scorer(records[0]), final_scorer(records[1])
     scorers = f"A's {scorer_a} score, B's {scorer_b} score"
     if all((run / "unknown_predictions.csv").exists() for run in (run_a, run_b)):
         unknown_a, unknown_b = (pd.read_csv(run / "unknown_predictions.csv") for run in (run_a, run_b))
         lines.append(_auroc_line("cross validation, leave painters out,",
                                  matched_scores(known_a, known_b, f"score_{scorer_a}", f"score_{scorer_b}"),
                                  matched_scores(unknown_a, unknown_b, f"score_{scorer_a}", f"score_{scorer_b}"), scorers))
-    evaluations = [_newest_evaluation(run.parent, run) for run in (run_a, run_b)]
+    evaluations = [_newest_evaluation(run) for run in (run_a, run_b)]
     if None in evaluations:
         return lines
-    dev = [pd.read_csv(e / "predictions.csv") for e in evaluations]
-    lines.append(_accuracy_line(f"other source ({evaluations[0].name} vs {evaluations[1].name})", *dev))
-    balanced = [read_json(e / "metrics.json")["balanced_accuracy"] for e in evaluations]
+    dev = [pd.read_csv(e["dir"] / "predictions.csv") for e in evaluations]
+    names = " vs ".join(e["dir"].name for e in evaluations)
+    lines.append(_accuracy_line(f"other source ({names})", *dev))
+    balanced = [e["metrics"]["balanced_accuracy"] for e in evaluations]
     lines[-1] += f"; balanced accuracy A {100 * balanced[0]:.1f}, B {100 * balanced[1]:.1f}"
     if not all("known_score" in frame for frame in dev):
         lines.append("other source AUROC: an evaluate run without per-image known scores (made before they were "
                      "recorded); run evaluate again for a paired test")
         return lines
-    outside = [pd.read_csv(e / "unknown_predictions.csv").assign(fold=0) for e in evaluations]
+    outside = [pd.read_csv(e["dir"] / "unknown_predictions.csv").assign(fold=0) for e in evaluations]
     lines.append(_auroc_line("other source", matched_scores(*dev, "known_score", "known_score"),
                              matched_scores(*outside, "known_score", "known_score"), scorers))
     return lines

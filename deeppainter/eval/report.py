@@ -133,6 +133,11 @@ def load_evaluations(runs_root: Path) -> dict[str, list[dict]]:
     return found
 
 
+def final_scorer(record: dict) -> str:
+    """The open-set score a cv10 run's final model answers with (``trust.final_scorer``)."""
+    return record["config"].get("trust", {}).get("final_scorer", "msp")
+
+
 def trust_table(cv_runs: list[dict], evaluations: dict[str, list[dict]], relative_to: Path,
                 reasons: dict[str, str]) -> pd.DataFrame:
     """One row per open-set cv10 run and scorer: leave-painters-out numbers, calibration, and the final model on
@@ -144,7 +149,7 @@ def trust_table(cv_runs: list[dict], evaluations: dict[str, list[dict]], relativ
         m = run["metrics"]
         if "openset" not in m:
             continue
-        final_scorer = run["record"]["config"].get("trust", {}).get("final_scorer", "msp")
+        scorer_of_final = final_scorer(run["record"])
         other = [e["metrics"] for e in evaluations.get(run["dir"].name, []) if "openset" in e["metrics"]]
         dev = other[-1] if other else None
         try:
@@ -152,7 +157,7 @@ def trust_table(cv_runs: list[dict], evaluations: dict[str, list[dict]], relativ
         except UserError:  # a model this version no longer registers
             saw_unknown = False
         for scorer, values in m["openset"].items():
-            on_dev = dev is not None and scorer == final_scorer
+            on_dev = dev is not None and scorer == scorer_of_final
             rows.append({
                 "model": m["model"] + (MARK if run["dir"].name in reasons else "")
                 + (" ‡" if saw_unknown else ""),

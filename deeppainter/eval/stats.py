@@ -100,11 +100,10 @@ def paired_auroc(known: pd.DataFrame, unknown: pd.DataFrame, seed: int = 0) -> d
     result["difference"] = result["a"] - result["b"]
     folds = sorted(known["fold"].unique())
     if len(folds) > 1:
-        per_fold = [(auroc(known[known["fold"] == f], unknown[unknown["fold"] == f], "a"),
-                     auroc(known[known["fold"] == f], unknown[unknown["fold"] == f], "b")) for f in folds]
+        per_fold = [(known[known["fold"] == f], unknown[unknown["fold"] == f]) for f in folds]
+        a, b = ([auroc(k, u, column) for k, u in per_fold] for column in ("a", "b"))
         sizes = known["fold"].value_counts()
         test_over_train = float((sizes / (len(known) - sizes)).mean())
-        a, b = zip(*per_fold)
         return {**result, "method": f"corrected t over {len(folds)} folds", **corrected_t(a, b, test_over_train)}
     rng = np.random.default_rng(seed)
     k_a, k_b, u_a, u_b = (np.asarray(frame[c], dtype=np.float64) for frame in (known, unknown) for c in ("a", "b"))
