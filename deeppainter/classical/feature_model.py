@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from deeppainter.classical import featurize, heads
+from deeppainter.errors import UserError
 from deeppainter.models.featurizers import leaves
 from deeppainter.models.registry import FoldContext, get_model
 
@@ -26,9 +27,10 @@ class FeatureHeadModel:
     """Features of one featurizer (computed once) → a head fitted per fold."""
 
     def __init__(self, featurizer: str, head: str, parts: dict[str, np.ndarray], ccfg, seed: int,
-                 settings: featurize.FeatureSettings):
+                 settings: featurize.FeatureSettings, augmented: tuple[np.ndarray, ...] = ()):
         self.featurizer, self.head, self.ccfg, self.seed, self.settings = featurizer, head, ccfg, seed, settings
         self.features = np.concatenate(list(parts.values()), axis=1).astype(np.float32)  # (N, D)
+        self.augmented = augmented  # classifier.probe_augment: more (N, D) training rows, one array per copy
         self.blocks = featurize.columns({part: block.shape[1] for part, block in parts.items()})
         self.fitted: dict[int, object] = {}  # fold → its fitted head
         self.sees_views = any(leaf.pretrained for leaf in leaves(featurizer))  # classifier.probe_view applies
@@ -37,14 +39,26 @@ class FeatureHeadModel:
     def from_context(cls, ctx: FoldContext) -> FeatureHeadModel:
         spec = get_model(ctx.name)
         settings = featurize.FeatureSettings.from_context(ctx)
+        augment = ctx.cfg.classifier.probe_augment
+        if augment != "none" and not all(leaf.pretrained for leaf in leaves(spec.featurizer)):
+            raise UserError(f"classifier.probe_augment={augment}: {ctx.name} has features that are not a pretrained "
+                            f"network's; use it with a pretrained probe (e.g. effnet-lite0-logreg) or leave it none")
+        augmented = tuple(featurize.features(spec.featurizer, copy, settings)
+                          for copy in featurize.augment_sets(ctx.images, augment))
         return cls(spec.featurizer, spec.head, featurize.part_features(spec.featurizer, ctx.images, settings),
-                   ctx.cfg.classifier, ctx.seed, settings)
+                   ctx.cfg.classifier, ctx.seed, settings, augmented)
+
+    def training_rows(self, indices: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The features and labels a head learns from for the paintings ``indices``: their own rows, then those of
+        each augmented copy."""
+        rows = [self.features[indices], *(copy[indices] for copy in self.augmented)]
+        return np.concatenate(rows), np.tile(labels[indices], len(rows))
 
     def new_head(self):
         return heads.build_head(self.head, self.ccfg, self.seed, self.blocks)
 
     def fit_predict(self, fold: int, train_idx, test_idx, labels):
-        head = self.new_head().fit(self.features[train_idx], labels[train_idx])
+        head = self.new_head().fit(*self.training_rows(np.asarray(train_idx), labels))
         self.fitted[fold] = head
         info = {"featurizer": self.featurizer, "feature_dim": int(self.features.shape[1]),
                 **({"view": self.settings.view} if self.sees_views else {}), **heads.chosen_hyperparameters(head)}
@@ -63,7 +77,7 @@ class FeatureHeadModel:
     def final_pipeline(self, labels: np.ndarray) -> Pipeline:
         """uint8 pixels → probabilities: the featurizer, then the head fitted on every labelled image (the first
         ``len(labels)``; images after them are unknown painters' that only an open-set run scores)."""
-        head = self.new_head().fit(self.features[:len(labels)], labels)
+        head = self.new_head().fit(*self.training_rows(np.arange(len(labels)), np.asarray(labels)))
         extract = FunctionTransformer(featurize.pixel_features, kw_args={
             "featurizer": self.featurizer, "feature_scales": self.settings.feature_scales, "view": self.settings.view})
         return Pipeline([("features", extract), *head.steps])

@@ -14,6 +14,10 @@ recolourings ("jitter": hue turned by ±30°, saturation halved and raised by ha
 features are averaged
 ("multicrop": the square, its mirror and its four corner crops), the same at training and test time.
 Each view's image set is cached on its own pixels.
+
+``classifier.probe_augment`` trains on views instead of averaging them: :func:`augment_sets` are extra
+copies of the training paintings (grey, the four recolourings) that the head learns from as more rows
+with the same labels, while test paintings are seen as ``probe_view`` only.
 """
 from __future__ import annotations
 
@@ -81,6 +85,16 @@ def view_sets(images: np.ndarray, view: str) -> list[np.ndarray]:
     corners = [images[:, y:y + crop, x:x + crop] for y in (0, size - crop) for x in (0, size - crop)]
     return [images, np.ascontiguousarray(images[:, :, ::-1]),
             *[resize_squares(np.ascontiguousarray(corner), size) for corner in corners]]
+
+
+def augment_sets(images: np.ndarray, augment: str) -> list[np.ndarray]:
+    """The extra training copies of ``images`` for ``classifier.probe_augment`` (none for "none")."""
+    sets = []
+    if "grey" in augment.split("+"):
+        sets.append(_grey(images))
+    if "jitter" in augment.split("+"):
+        sets.extend(recolour(images, hue, saturation) for hue, saturation in JITTERS)
+    return sets
 
 
 def _grey(images: np.ndarray) -> np.ndarray:
