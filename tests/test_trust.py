@@ -28,6 +28,23 @@ def test_scores_rank_known_above_unknown():
     assert openset.probability_score("energy", with_background, None, True) is None
 
 
+def test_mahalanobis_threshold_from_smaller_inner_fits_keeps_the_knowns_of_a_larger_fit():
+    # The threshold is set on the scores of fits to two thirds of the training paintings and applied to the scores
+    # of the fit to all of them, so both must be on one scale. Features wider than 2,048 (Lite0 ‖ tiles: 2,560) once went
+    # through a projection on n - 1 principal components, which made the scale follow n: 0% of knowns were kept.
+    rng = np.random.default_rng(3)
+    dim = 2100
+    labels = np.repeat(np.arange(3), 400)
+    features = rng.normal(size=(1200, dim)) / np.sqrt(np.arange(1, dim + 1))  # a decaying spectrum
+    features[:, :3] += np.eye(3)[labels] * 2
+    train, test = np.arange(0, 1200, 3), np.arange(1, 1200, 3)
+    inner_fit, held_out = train[:266], train[266:]
+    inner = openset.MahalanobisScorer().fit(features[inner_fit], labels[inner_fit]).score(features[held_out])
+    threshold = openset.threshold_keeping(inner, 0.95)
+    outer = openset.MahalanobisScorer().fit(features[train], labels[train]).score(features[test])
+    assert 0.85 <= np.mean(outer >= threshold) <= 1.0
+
+
 def test_threshold_fpr_and_auroc_by_hand():
     known, unknown = np.arange(100.0), np.array([-1.0, 10.0, 50.0, 99.5])
     threshold = openset.threshold_keeping(known, 0.95)

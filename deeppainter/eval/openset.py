@@ -53,8 +53,11 @@ def l2_normalise(features: np.ndarray) -> np.ndarray:
 
 
 # ASSUMPTION: above this many dimensions (a frozen encoder's flattened maps, 16,384 at the cpu preset) the
-# features are first projected on their leading principal components, so the shared covariance stays tractable.
-MAHALANOBIS_MAX_DIM = 2048
+# features are first projected on a fixed number of leading principal components, so the shared covariance stays
+# tractable. The number must not follow the training set's size: with all n - 1 components, each fit spans its
+# own training paintings exactly, so distances (and the threshold set on inner folds) change scale with n.
+MAHALANOBIS_MAX_DIM = 4096
+MAHALANOBIS_COMPONENTS = 512
 
 
 class MahalanobisScorer:
@@ -63,7 +66,7 @@ class MahalanobisScorer:
     def fit(self, features: np.ndarray, labels: np.ndarray) -> MahalanobisScorer:
         steps = [StandardScaler()]
         if features.shape[1] > MAHALANOBIS_MAX_DIM:
-            steps.append(PCA(min(MAHALANOBIS_MAX_DIM, len(features) - 1), random_state=0))
+            steps.append(PCA(min(MAHALANOBIS_COMPONENTS, len(features) - 1), random_state=0))
         self.scaler = make_pipeline(*steps).fit(features)
         scaled = self.scaler.transform(features)
         self.classes = np.unique(labels)
