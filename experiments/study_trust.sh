@@ -39,6 +39,7 @@ case "${1:-all}" in
     done
     row --model pretrained-concat-logreg --set classifier.probe_c=0.1 "${recommended[@]}"
     row --model effnet-lite0-tiles-logreg --set classifier.probe_c=0.1 "${recommended[@]}"  # the best closed-set recipe
+    row --model effnet-lite0-multiscale-logreg --set classifier.probe_c=0.1 "${recommended[@]}"  # 224 px ‖ 320 px
     # a larger background pool: three groups of painters, so each fold trains against two of them
     row "${lite0[@]}" "${recommended[@]}" --set trust.unknown_groups=3
     ;;&
