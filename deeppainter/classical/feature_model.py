@@ -18,9 +18,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from deeppainter.classical import featurize, heads
-from deeppainter.errors import UserError
 from deeppainter.models.featurizers import leaves
-from deeppainter.models.registry import FoldContext, get_model
+from deeppainter.models.registry import FoldContext, check_probe_augment, get_model
 
 
 class FeatureHeadModel:
@@ -40,9 +39,7 @@ class FeatureHeadModel:
         spec = get_model(ctx.name)
         settings = featurize.FeatureSettings.from_context(ctx)
         augment = ctx.cfg.classifier.probe_augment
-        if augment != "none" and not all(leaf.pretrained for leaf in leaves(spec.featurizer)):
-            raise UserError(f"classifier.probe_augment={augment}: {ctx.name} has features that are not a pretrained "
-                            f"network's; use it with a pretrained probe (e.g. effnet-lite0-logreg) or leave it none")
+        check_probe_augment(ctx.name, augment)
         augmented = tuple(featurize.features(spec.featurizer, copy, settings)
                           for copy in featurize.augment_sets(ctx.images, augment))
         return cls(spec.featurizer, spec.head, featurize.part_features(spec.featurizer, ctx.images, settings),

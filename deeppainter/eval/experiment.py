@@ -259,6 +259,7 @@ def plan_cv10(request: Cv10Request, cfg: Config) -> Cv10Plan:
     if len(classes) < 2:
         raise UserError(f"--data {data}: only one class ({classes[0]}); cross validation needs at least two")
     only_folds = parse_folds(request.folds, cfg.cv.folds)
+    registry.check_probe_augment(request.model, cfg.classifier.probe_augment)
     if request.save_final_model and registry.get_model(request.model).final_format is None:
         savable = ", ".join(name for name in registry.list_models() if registry.get_model(name).final_format)
         raise UserError(f"--save-final-model is available for {savable}; {request.model} is a study model "

@@ -139,6 +139,16 @@ def get_model(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+def check_probe_augment(name: str, augment: str) -> None:
+    """classifier.probe_augment copies the paintings as a pretrained network sees them: only for featurizer + head
+    models whose features all come from pretrained networks."""
+    spec = get_model(name)
+    pretrained = bool(spec.featurizer) and all(leaf.pretrained for leaf in featurizers.leaves(spec.featurizer))
+    if augment != "none" and not pretrained:
+        raise UserError(f"classifier.probe_augment={augment}: {name} has features that are not a pretrained network's; "
+                        f"use it with a pretrained probe (e.g. effnet-lite0-logreg) or leave it none")
+
+
 def create_model(ctx: FoldContext) -> FoldModel:
     """The registered class of ``ctx.name``, constructed from the run's context."""
     module_name, _, class_name = get_model(ctx.name).target.partition(":")
