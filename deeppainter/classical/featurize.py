@@ -89,11 +89,10 @@ def view_sets(images: np.ndarray, view: str) -> list[np.ndarray]:
 
 def augment_sets(images: np.ndarray, augment: str) -> list[np.ndarray]:
     """The extra training copies of ``images`` for ``classifier.probe_augment`` (none for "none")."""
-    sets = []
-    if "grey" in augment.split("+"):
-        sets.append(_grey(images))
-    if "jitter" in augment.split("+"):
-        sets.extend(recolour(images, hue, saturation) for hue, saturation in JITTERS)
+    copies = augment.split("+")
+    sets = view_sets(images, "grey") if "grey" in copies else []
+    if "jitter" in copies:
+        sets += view_sets(images, "jitter")[1:]  # the recolourings, not the square itself
     return sets
 
 
