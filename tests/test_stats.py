@@ -73,8 +73,8 @@ def test_paired_auroc_over_folds_and_by_bootstrap():
 def test_auroc_equals_scikit_learn_with_ties():
     from sklearn.metrics import roc_auc_score
 
-    from deeppainter.eval.stats import mann_whitney_auroc
+    from deeppainter.eval.openset import auroc
 
     rng = np.random.default_rng(3)
     known, unknown = rng.integers(0, 5, 30).astype(float), rng.integers(0, 4, 20).astype(float)  # many ties
-    assert mann_whitney_auroc(known, unknown) == pytest.approx(roc_auc_score(np.r_[np.ones(30), np.zeros(20)], np.r_[known, unknown]))
+    assert auroc(known, unknown) == pytest.approx(roc_auc_score(np.r_[np.ones(30), np.zeros(20)], np.r_[known, unknown]))

@@ -23,7 +23,6 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
-from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -135,8 +134,12 @@ def fpr_at_tpr(known_scores: np.ndarray, unknown_scores: np.ndarray, tpr: float 
 
 
 def auroc(known_scores: np.ndarray, unknown_scores: np.ndarray) -> float:
-    truth = np.r_[np.ones(len(known_scores)), np.zeros(len(unknown_scores))]
-    return float(roc_auc_score(truth, np.r_[known_scores, unknown_scores]))
+    """P(a known image scores above an unknown one), ties counting half: the AUROC (Mann–Whitney), as scikit-learn's
+    roc_auc_score gives it, but fast enough for stats.paired_auroc to bootstrap."""
+    ordered = np.sort(np.asarray(unknown_scores, dtype=np.float64))
+    known_scores = np.asarray(known_scores, dtype=np.float64)
+    below, up_to = np.searchsorted(ordered, known_scores, "left"), np.searchsorted(ordered, known_scores, "right")
+    return float((below + 0.5 * (up_to - below)).sum() / (len(known_scores) * len(ordered)))
 
 
 @dataclass(frozen=True)

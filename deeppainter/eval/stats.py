@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from deeppainter.eval import openset
+
 # ASSUMPTION: 2,000 paired resamples: the p-value's own Monte-Carlo error is then about 0.005 near p = 0.05.
 BOOTSTRAP_ROUNDS = 2000
 # ASSUMPTION: below this many discordant images the exact binomial test is used (a common rule of
@@ -77,14 +79,6 @@ def paired_tests(predictions_a: pd.DataFrame, predictions_b: pd.DataFrame) -> di
     return result
 
 
-def mann_whitney_auroc(known: np.ndarray, unknown: np.ndarray) -> float:
-    """P(a known image scores above an unknown one), ties counting half: the AUROC (Mann–Whitney), fast enough to
-    bootstrap."""
-    ordered = np.sort(unknown)
-    below, up_to = np.searchsorted(ordered, known, "left"), np.searchsorted(ordered, known, "right")
-    return float((below + 0.5 * (up_to - below)).sum() / (len(known) * len(unknown)))
-
-
 def paired_auroc(known: pd.DataFrame, unknown: pd.DataFrame, seed: int = 0) -> dict:
     """A minus B in AUROC known-vs-unknown: ``known`` / ``unknown`` have the columns ``fold``, ``a`` and ``b``
     (the two models' known-painter scores of the same images, higher = more likely known).
@@ -94,7 +88,7 @@ def paired_auroc(known: pd.DataFrame, unknown: pd.DataFrame, seed: int = 0) -> d
     interval of the difference and a two-sided p (twice the share of resampled differences on the other side
     of 0)."""
     def auroc(k: pd.DataFrame, u: pd.DataFrame, column: str) -> float:
-        return mann_whitney_auroc(np.asarray(k[column], dtype=np.float64), np.asarray(u[column], dtype=np.float64))
+        return openset.auroc(k[column], u[column])
 
     result = {"a": auroc(known, unknown, "a"), "b": auroc(known, unknown, "b")}
     result["difference"] = result["a"] - result["b"]
@@ -110,7 +104,7 @@ def paired_auroc(known: pd.DataFrame, unknown: pd.DataFrame, seed: int = 0) -> d
     differences = []
     for _ in range(BOOTSTRAP_ROUNDS):
         ki, ui = rng.integers(0, len(k_a), len(k_a)), rng.integers(0, len(u_a), len(u_a))
-        differences.append(mann_whitney_auroc(k_a[ki], u_a[ui]) - mann_whitney_auroc(k_b[ki], u_b[ui]))
+        differences.append(openset.auroc(k_a[ki], u_a[ui]) - openset.auroc(k_b[ki], u_b[ui]))
     differences = np.asarray(differences)
     p = min(1.0, 2 * min((differences <= 0).mean(), (differences >= 0).mean()))
     return {**result, "method": f"paired bootstrap, {BOOTSTRAP_ROUNDS} resamples", "p": float(p),
